@@ -1,0 +1,52 @@
+"""mnemolog: an event-sourced memory store for AI agents.
+
+Every put, update and delete is an immutable event in an append-only log;
+versions, history and time travel come from the log, and read models built
+from it answer queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mnemolog.config import DEFAULT_URL, Settings
+from mnemolog.domain.errors import (
+    IntegrityViolation,
+    MnemologError,
+    NotFound,
+    TenantMismatch,
+    ValidationError,
+    VersionConflict,
+)
+from mnemolog.models import Memory, MemoryEvent
+from mnemolog.store import AsyncMemoryStore, MemoryStore
+
+__all__ = [
+    "DEFAULT_URL",
+    "AsyncMemoryStore",
+    "IntegrityViolation",
+    "Memory",
+    "MemoryEvent",
+    "MemoryStore",
+    "MnemologError",
+    "NotFound",
+    "Settings",
+    "TenantMismatch",
+    "ValidationError",
+    "VersionConflict",
+    "open",
+    "open_async",
+]
+
+
+def open(url: str | None = None, **settings: Any) -> MemoryStore:  # noqa: A001
+    """Opens the store at ``url`` (default: ``sqlite:///mnemolog.db``).
+
+    Keyword arguments are fields of :class:`Settings`.
+    """
+    return MemoryStore.open(url, settings=Settings(**settings))
+
+
+def open_async(url: str | None = None, **settings: Any) -> AsyncMemoryStore:
+    """Opens the store at ``url`` with every method a coroutine."""
+    return AsyncMemoryStore(open(url, **settings))

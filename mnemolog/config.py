@@ -1,0 +1,66 @@
+"""Configuration: a URL plus one settings model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from uuid import uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mnemolog.domain.errors import ValidationError
+
+DEFAULT_URL = "sqlite:///mnemolog.db"
+"""With no URL, a SQLite file named mnemolog.db in the working directory."""
+
+
+class Settings(BaseModel):
+    """Everything a store can be told besides its URL."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_tenant: str = "default"
+    extra_roots: frozenset[str] = frozenset()
+    extra_memory_types: frozenset[str] = frozenset()
+    default_memory_type: str = "semantic"
+    default_importance: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_value_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    write_retries: int = Field(default=20, ge=0)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the log lives, parsed from a URL."""
+
+    backend: str
+    sqlite_db_name: str
+    synchronous: str
+
+
+def parse_url(url: str | None) -> Location:
+    """``memory://``, ``sqlite:///relative.db`` or ``sqlite:////absolute.db``."""
+    url = url or DEFAULT_URL
+    parts = urlsplit(url)
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(options) - {"synchronous"}
+    if unknown:
+        raise ValidationError("url", f"unknown option(s): {', '.join(sorted(unknown))}")
+    synchronous = options.get("synchronous", "full").lower()
+    if synchronous not in ("full", "normal"):
+        raise ValidationError("url", "synchronous must be 'full' or 'normal'")
+    if parts.scheme == "memory":
+        name = f"file:mnemolog-{uuid4().hex}?mode=memory&cache=shared"
+        return Location("memory", name, synchronous)
+    if parts.scheme == "sqlite":
+        if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
+            raise ValidationError(
+                "url", "a SQLite URL is sqlite:///relative/path.db or sqlite:////abs.db"
+            )
+        path = Path(parts.path[1:])
+        if path.parent and not path.parent.exists():
+            raise ValidationError("url", f"directory {path.parent} does not exist")
+        return Location("sqlite", str(path), synchronous)
+    raise ValidationError(
+        "url", f"scheme {parts.scheme!r} is not supported; use memory:// or sqlite:///"
+    )

@@ -1,0 +1,74 @@
+"""The hash chain: each event carries the digest of the one before it in its stream.
+
+A digest covers the event exactly as it is stored (topic, stream id, version and
+its JSON state before any upcasting), so it can be recomputed from the log alone
+and stays stable when an event class later gains a version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from mnemolog.domain.values import canonical_json, sha256_hex
+
+GENESIS_HASH = "0" * 64
+"""The ``prev_hash`` of the first event of every stream."""
+
+STORED_DIGEST = "_stored_digest"
+"""Key under which the mapper leaves the digest of an event read from the log."""
+
+
+def jsonable(obj: Any) -> Any:
+    """The JSON form an event field has in the log."""
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, UUID):
+        return obj.hex
+    if isinstance(obj, Mapping):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def event_digest(
+    topic: str, originator_id: UUID, version: int, state: Mapping[str, Any]
+) -> str:
+    """SHA-256 over the canonical JSON of one stored event."""
+    fields = {k: v for k, v in state.items() if k != STORED_DIGEST}
+    return sha256_hex(
+        canonical_json(
+            {
+                "topic": topic,
+                "id": originator_id.hex,
+                "version": version,
+                "state": jsonable(fields),
+            }
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first event whose ``prev_hash`` does not match its predecessor."""
+
+    originator_id: UUID
+    version: int
+    expected: str
+    found: str
+
+
+def find_chain_break(
+    links: Iterable[tuple[UUID, int, str, str]],
+) -> ChainBreak | None:
+    """Checks (id, version, prev_hash, digest) links of one stream, in order."""
+    expected = GENESIS_HASH
+    for originator_id, version, prev_hash, digest in links:
+        if prev_hash != expected:
+            return ChainBreak(originator_id, version, expected, prev_hash)
+        expected = digest
+    return None

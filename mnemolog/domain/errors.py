@@ -1,0 +1,40 @@
+"""The one hierarchy of errors that every mnemolog call raises."""
+
+from __future__ import annotations
+
+
+class MnemologError(Exception):
+    """Root of every error mnemolog raises on purpose."""
+
+
+class ValidationError(MnemologError, ValueError):
+    """Input broke a rule; nothing was written."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class NotFound(MnemologError, LookupError):
+    """The memory (or other record) asked for does not exist."""
+
+
+class VersionConflict(MnemologError):
+    """The caller expected another version than the stored one; nothing was written."""
+
+    def __init__(self, subject: str, *, expected: int, actual: int) -> None:
+        super().__init__(
+            f"{subject}: expected version {expected}, found {actual}; "
+            "reload and retry with the current version"
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class TenantMismatch(MnemologError):
+    """A call bound to one tenant named another."""
+
+
+class IntegrityViolation(MnemologError):
+    """The log contradicts itself: a hash chain or a stream is broken."""

@@ -1,0 +1,275 @@
+"""The Memory aggregate: one stream of events per (tenant, namespace, key)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
+
+from mnemolog.domain.chain import GENESIS_HASH, STORED_DIGEST, event_digest
+from mnemolog.domain.errors import NotFound
+from mnemolog.domain.values import JSON, canonical_json
+
+MEMORY_ID_NAMESPACE = UUID("6f1c2b1e-8a43-4f0e-9d7a-3c5e2a9b7d10")
+
+MUTABLE_FIELDS = (
+    "value",
+    "content_hash",
+    "tags",
+    "metadata",
+    "memory_type",
+    "importance",
+    "confidence",
+)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who made a change, for which task, from where, and why."""
+
+    actor: str | None = None
+    task_id: str | None = None
+    source: str | None = None
+    reason: str | None = None
+
+    def as_event_fields(self) -> dict[str, str | None]:
+        """The provenance fields every event carries."""
+        return {
+            "actor": self.actor,
+            "task_id": self.task_id,
+            "source": self.source,
+            "reason": self.reason,
+        }
+
+
+class Memory(Aggregate):
+    """A memory's state, folded from its events."""
+
+    @staticmethod
+    def create_id(tenant: str, namespace: str, key: str) -> UUID:
+        """The same (tenant, namespace, key) always names the same stream."""
+        return uuid5(
+            MEMORY_ID_NAMESPACE, canonical_json([tenant, namespace, key]).hex()
+        )
+
+    class Event(Aggregate.Event):
+        """Base of the memory's events: provenance and the link to the previous one."""
+
+        kind: ClassVar[str] = "event"
+
+        actor: str | None
+        task_id: str | None
+        source: str | None
+        reason: str | None
+        prev_hash: str
+
+        def digest(self) -> str:
+            """This event's hash as stored; the next event carries it as prev_hash."""
+            state = dict(vars(self))
+            stored = state.get(STORED_DIGEST)
+            if isinstance(stored, str):
+                return stored
+            originator_id = state.pop("originator_id")
+            version = state.pop("originator_version")
+            class_version = getattr(type(self), "class_version", 1)
+            if class_version > 1:
+                state["class_version"] = class_version
+            return event_digest(get_topic(type(self)), originator_id, version, state)
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Memory)
+            aggregate.head_hash = self.digest()
+            aggregate.updated_by = self.actor
+            self.change(aggregate)
+
+        def change(self, memory: Memory) -> None:
+            """What this kind of event does to the state."""
+
+    class Created(Event, Aggregate.Created):
+        """The first version of a memory."""
+
+        kind: ClassVar[str] = "created"
+        class_version: ClassVar[int] = 2
+
+        tenant: str
+        namespace: str
+        key: str
+        value: JSON
+        content_hash: str
+        memory_type: str
+        tags: list[str]
+        metadata: dict[str, JSON]
+        importance: float
+        confidence: float
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 had no confidence; its memories were taken as certain."""
+            state["confidence"] = 1.0
+
+    class Updated(Event):
+        """Some of value, content hash, tags, metadata, type, importance, confidence."""
+
+        kind: ClassVar[str] = "updated"
+
+        changes: dict[str, JSON]
+
+        def change(self, memory: Memory) -> None:
+            for name, new in self.changes.items():
+                if name in MUTABLE_FIELDS:
+                    setattr(memory, name, new)
+
+    class Deleted(Event):
+        """A soft delete: hidden from reads, history kept."""
+
+        kind: ClassVar[str] = "deleted"
+
+        def change(self, memory: Memory) -> None:
+            memory.deleted = True
+
+    class Restored(Event):
+        """Undoes a soft delete."""
+
+        kind: ClassVar[str] = "restored"
+
+        def change(self, memory: Memory) -> None:
+            memory.deleted = False
+
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        namespace: str,
+        key: str,
+        value: JSON,
+        content_hash: str,
+        memory_type: str,
+        tags: list[str],
+        metadata: dict[str, JSON],
+        importance: float,
+        confidence: float,
+        actor: str | None,
+    ) -> None:
+        self.tenant = tenant
+        """The isolation boundary the memory lives in."""
+        self.namespace = namespace
+        """Its namespace, like ``user:alice:preferences``."""
+        self.key = key
+        """Its key inside the namespace."""
+        self.value: JSON = value
+        """The value in wire form (see ``values.encode_value``)."""
+        self.content_hash = content_hash
+        """SHA-256 of the canonical JSON of the value."""
+        self.memory_type = memory_type
+        """semantic, episodic, procedural, working, or a configured other."""
+        self.tags: list[str] = tags
+        """Sorted, unique tags."""
+        self.metadata: dict[str, JSON] = metadata
+        """A JSON object."""
+        self.importance = importance
+        """In [0, 1]."""
+        self.confidence = confidence
+        """In [0, 1]."""
+        self.deleted = False
+        """True after a soft delete."""
+        self.created_by = actor
+        """The actor of the first version."""
+        self.updated_by = actor
+        """The actor of the latest version."""
+        self.head_hash = GENESIS_HASH
+        """Digest of the latest event; the next event's prev_hash."""
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        tenant: str,
+        namespace: str,
+        key: str,
+        value: JSON,
+        content_hash: str,
+        memory_type: str,
+        tags: list[str],
+        metadata: dict[str, JSON],
+        importance: float,
+        confidence: float,
+        provenance: Provenance,
+    ) -> Memory:
+        """Creates a memory; triggers Created."""
+        return cls._create(
+            cls.Created,
+            id=cls.create_id(tenant, namespace, key),
+            tenant=tenant,
+            namespace=namespace,
+            key=key,
+            value=value,
+            content_hash=content_hash,
+            memory_type=memory_type,
+            tags=tags,
+            metadata=metadata,
+            importance=importance,
+            confidence=confidence,
+            prev_hash=GENESIS_HASH,
+            **provenance.as_event_fields(),
+        )
+
+    def revise(
+        self, changes: dict[str, JSON], provenance: Provenance, *, force: bool = False
+    ) -> bool:
+        """Applies what differs from the current state; triggers Updated.
+
+        Returns False, and triggers nothing, when nothing would change and the
+        caller did not force a new version.
+        """
+        if self.deleted:
+            raise NotFound(f"{self.namespace}/{self.key} is deleted")
+        diff = {
+            name: new
+            for name, new in changes.items()
+            if name in MUTABLE_FIELDS and getattr(self, name) != new
+        }
+        if not diff and not force:
+            return False
+        self._trigger(self.Updated, provenance, changes=diff)
+        return True
+
+    def delete(self, provenance: Provenance) -> bool:
+        """Soft-deletes; triggers Deleted. False if it was already deleted."""
+        if self.deleted:
+            return False
+        self._trigger(self.Deleted, provenance)
+        return True
+
+    def restore(self, provenance: Provenance) -> bool:
+        """Undoes a soft delete; triggers Restored. False if it was not deleted."""
+        if not self.deleted:
+            return False
+        self._trigger(self.Restored, provenance)
+        return True
+
+    def _trigger(
+        self, event_class: type[Memory.Event], provenance: Provenance, **fields: Any
+    ) -> None:
+        # Time never runs backwards inside one stream, so as_of reads are well defined.
+        now = event_class.create_timestamp()
+        self.trigger_event(
+            event_class,
+            timestamp=max(now, self.modified_on),
+            prev_hash=self.head_hash,
+            **provenance.as_event_fields(),
+            **fields,
+        )
+
+
+def memory_at(events: list[Memory.Event], *, as_of: datetime) -> Memory | None:
+    """Folds a stream up to and including the last event at or before ``as_of``."""
+    memory: Memory | None = None
+    for event in events:
+        if event.timestamp > as_of:
+            break
+        memory = event.mutate(memory)
+    return memory

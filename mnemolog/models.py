@@ -1,0 +1,132 @@
+"""The public, immutable shapes that mnemolog returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from mnemolog.domain import memory as domain
+from mnemolog.domain.values import decode_value
+from mnemolog.projections.current_state import from_micros
+
+ChangeKind = Literal["created", "updated", "deleted", "restored"]
+
+
+class Memory(BaseModel):
+    """A memory as it stands at one version."""
+
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64")
+
+    id: UUID
+    tenant: str
+    namespace: str
+    key: str
+    value: Any
+    memory_type: str
+    tags: frozenset[str]
+    metadata: dict[str, Any]
+    importance: float
+    confidence: float
+    content_hash: str
+    version: int
+    deleted: bool
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+    updated_by: str | None
+
+    @classmethod
+    def from_aggregate(cls, memory: domain.Memory) -> Memory:
+        """The public view of a folded aggregate."""
+        return cls.model_construct(
+            id=memory.id,
+            tenant=memory.tenant,
+            namespace=memory.namespace,
+            key=memory.key,
+            value=decode_value(memory.value),
+            memory_type=memory.memory_type,
+            tags=frozenset(memory.tags),
+            metadata=orjson.loads(orjson.dumps(memory.metadata)),
+            importance=memory.importance,
+            confidence=memory.confidence,
+            content_hash=memory.content_hash,
+            version=memory.version,
+            deleted=memory.deleted,
+            created_at=memory.created_on,
+            updated_at=memory.modified_on,
+            created_by=memory.created_by,
+            updated_by=memory.updated_by,
+        )
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Memory:
+        """The public view of a current-state row (columns in ROW_COLUMNS order)."""
+        return cls.model_construct(
+            id=UUID(row[0]),
+            tenant=row[1],
+            namespace=row[2],
+            key=row[3],
+            value=decode_value(orjson.loads(row[4])),
+            content_hash=row[5],
+            memory_type=row[6],
+            tags=frozenset(orjson.loads(row[7])),
+            metadata=orjson.loads(row[8]),
+            importance=row[9],
+            confidence=row[10],
+            deleted=bool(row[11]),
+            version=row[12],
+            created_at=from_micros(row[13]),
+            updated_at=from_micros(row[14]),
+            created_by=row[15],
+            updated_by=row[16],
+        )
+
+
+class MemoryEvent(BaseModel):
+    """One change in a memory's history, with the state right after it."""
+
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64")
+
+    memory_id: UUID
+    version: int
+    kind: ChangeKind
+    at: datetime
+    actor: str | None
+    task_id: str | None
+    source: str | None
+    reason: str | None
+    changed: tuple[str, ...]
+    memory: Memory
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def from_event(
+        cls, event: domain.Memory.Event, after: domain.Memory
+    ) -> MemoryEvent:
+        """Pairs an event with the state it produced."""
+        if isinstance(event, domain.Memory.Updated):
+            changed = tuple(sorted(event.changes))
+        elif isinstance(event, domain.Memory.Created):
+            changed = ("value", "tags", "metadata", "memory_type", "importance")
+        else:
+            changed = ("deleted",)
+        return cls.model_construct(
+            memory_id=event.originator_id,
+            version=event.originator_version,
+            kind=event.kind,
+            at=event.timestamp,
+            actor=event.actor,
+            task_id=event.task_id,
+            source=event.source,
+            reason=event.reason,
+            changed=changed,
+            memory=Memory.from_aggregate(after),
+            prev_hash=event.prev_hash,
+            hash=event.digest(),
+        )

@@ -1,0 +1,483 @@
+"""The current-state read model: one row per memory, its tags, and its metadata.
+
+Answers get by key, list and search with filters on namespace prefix, type,
+tags, metadata and time. Every search path is served by an index; see
+``tests/projections/test_query_plans.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ColumnElement, Select
+
+from mnemolog.domain.memory import Memory
+from mnemolog.domain.values import JSON, canonical_json
+from mnemolog.projections.sql import DbCursor, compile_sql
+
+metadata_obj = MetaData()
+
+memories = Table(
+    "memories",
+    metadata_obj,
+    Column("id", String(32), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("namespace", String(512), nullable=False),
+    # namespace + ':' so that a prefix on whole segments is one index range.
+    Column("ns_path", String(513), nullable=False),
+    Column("key", String(1024), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("memory_type", String(64), nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("importance", Float, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    Column("updated_by", String(256)),
+    Column("head_hash", String(64), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Index("uq_memories_key", "tenant", "namespace", "key", unique=True),
+    Index("ix_memories_ns", "tenant", "ns_path", "updated_at"),
+    Index("ix_memories_updated", "tenant", "updated_at"),
+    Index("ix_memories_created", "tenant", "created_at"),
+    Index("ix_memories_type", "tenant", "memory_type", "updated_at"),
+    Index("ix_memories_importance", "tenant", "importance"),
+)
+
+memory_tags = Table(
+    "memory_tags",
+    metadata_obj,
+    Column("tenant", String(64), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("memory_id", String(32), primary_key=True),
+    Index("ix_memory_tags_memory", "memory_id"),
+)
+
+# Metadata flattened to one row per path ("a", "a.b"), typed for comparisons.
+memory_meta = Table(
+    "memory_meta",
+    metadata_obj,
+    Column("memory_id", String(32), primary_key=True),
+    Column("path", String(512), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("vtype", String(8), nullable=False),
+    Column("vnum", Float),
+    Column("vtext", Text),
+    Index("ix_memory_meta_num", "tenant", "path", "vnum"),
+    Index("ix_memory_meta_text", "tenant", "path", "vtext"),
+)
+
+TABLES = (memories, memory_tags, memory_meta)
+
+ROW_COLUMNS = (
+    "id",
+    "tenant",
+    "namespace",
+    "key",
+    "value",
+    "content_hash",
+    "memory_type",
+    "tags",
+    "metadata",
+    "importance",
+    "confidence",
+    "deleted",
+    "version",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+    "head_hash",
+    "position",
+)
+
+ORDER_COLUMNS = {
+    "updated_at": "updated_at",
+    "created_at": "created_at",
+    "importance": "importance",
+    "key": "key",
+    "namespace": "namespace",
+}
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch, the form times are stored in."""
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    """The inverse of :func:`to_micros`."""
+    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(
+        microsecond=micros % 1_000_000
+    )
+
+
+def dumps(obj: JSON) -> str:
+    """JSON text for a column."""
+    return orjson.dumps(obj).decode("utf-8")
+
+
+def namespace_path(namespace: str) -> str:
+    """The indexed form of a namespace: the namespace and a final ':'."""
+    return namespace + ":"
+
+
+def flatten_metadata(
+    metadata: Mapping[str, JSON], prefix: str = ""
+) -> list[tuple[str, str, float | None, str | None]]:
+    """(path, type, number, text) rows: every key; nested keys as ``a.b``."""
+    rows: list[tuple[str, str, float | None, str | None]] = []
+    for name, value in metadata.items():
+        path = prefix + name
+        rows.append((path, *typed_cell(value)))
+        if isinstance(value, dict):
+            rows.extend(flatten_metadata(value, path + "."))
+    return rows
+
+
+def typed_cell(value: JSON) -> tuple[str, float | None, str | None]:
+    """How one metadata value is stored for comparison."""
+    if value is None:
+        return ("null", None, None)
+    if isinstance(value, bool):
+        return ("bool", 1.0 if value else 0.0, None)
+    if isinstance(value, int | float):
+        return ("num", float(value), None)
+    if isinstance(value, str):
+        return ("str", None, value)
+    return ("json", None, canonical_json(value).decode("utf-8"))
+
+
+class CurrentStateProjection:
+    """Folds Memory events into the memories, memory_tags and memory_meta tables."""
+
+    name = "current_state"
+    tables = TABLES
+    topics: tuple[type[Any], ...] = (
+        Memory.Created,
+        Memory.Updated,
+        Memory.Deleted,
+        Memory.Restored,
+    )
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._insert_row = compile_sql(insert(memories), dialect)
+        self._set_deleted = compile_sql(
+            update(memories)
+            .where(memories.c.id == bindparam("b_id"))
+            .values(
+                deleted=bindparam("deleted"),
+                version=bindparam("version"),
+                updated_at=bindparam("updated_at"),
+                updated_by=bindparam("updated_by"),
+                head_hash=bindparam("head_hash"),
+                position=bindparam("position"),
+            ),
+            dialect,
+        )
+        self._delete_tags = compile_sql(
+            delete(memory_tags).where(memory_tags.c.memory_id == bindparam("b_id")),
+            dialect,
+        )
+        self._insert_tag = compile_sql(insert(memory_tags), dialect)
+        self._delete_meta = compile_sql(
+            delete(memory_meta).where(memory_meta.c.memory_id == bindparam("b_id")),
+            dialect,
+        )
+        self._insert_meta = compile_sql(insert(memory_meta), dialect)
+
+    @cache  # noqa: B019 - one entry per combination of changed fields, per instance
+    def _update_statement(self, names: tuple[str, ...]) -> str:
+        values: dict[str, Any] = {name: bindparam(name) for name in names}
+        return compile_sql(
+            update(memories).where(memories.c.id == bindparam("b_id")).values(**values),
+            self.dialect,
+        )
+
+    def handle(self, cursor: DbCursor, event: Any, position: int) -> None:
+        """Applies one event at its log position."""
+        if isinstance(event, Memory.Created):
+            self._created(cursor, event, position)
+        elif isinstance(event, Memory.Updated):
+            self._updated(cursor, event, position)
+        elif isinstance(event, Memory.Deleted | Memory.Restored):
+            cursor.execute(
+                self._set_deleted,
+                {
+                    "b_id": event.originator_id.hex,
+                    "deleted": isinstance(event, Memory.Deleted),
+                    **self._stamp(event, position),
+                },
+            )
+
+    @staticmethod
+    def _stamp(event: Memory.Event, position: int) -> dict[str, Any]:
+        return {
+            "version": event.originator_version,
+            "updated_at": to_micros(event.timestamp),
+            "updated_by": event.actor,
+            "head_hash": event.digest(),
+            "position": position,
+        }
+
+    def _created(self, cursor: DbCursor, event: Memory.Created, position: int) -> None:
+        memory_id = event.originator_id.hex
+        at = to_micros(event.timestamp)
+        cursor.execute(
+            self._insert_row,
+            {
+                "id": memory_id,
+                "tenant": event.tenant,
+                "namespace": event.namespace,
+                "ns_path": namespace_path(event.namespace),
+                "key": event.key,
+                "value": dumps(event.value),
+                "content_hash": event.content_hash,
+                "memory_type": event.memory_type,
+                "tags": dumps(event.tags),
+                "metadata": dumps(event.metadata),
+                "importance": event.importance,
+                "confidence": event.confidence,
+                "deleted": False,
+                "version": event.originator_version,
+                "created_at": at,
+                "updated_at": at,
+                "created_by": event.actor,
+                "updated_by": event.actor,
+                "head_hash": event.digest(),
+                "position": position,
+            },
+        )
+        self._write_tags(cursor, event.tenant, memory_id, event.tags)
+        self._write_meta(cursor, event.tenant, memory_id, event.metadata)
+
+    def _updated(self, cursor: DbCursor, event: Memory.Updated, position: int) -> None:
+        memory_id = event.originator_id.hex
+        values: dict[str, Any] = self._stamp(event, position)
+        for name, new in event.changes.items():
+            if name in ("value", "tags", "metadata"):
+                values[name] = dumps(new)
+            else:
+                values[name] = new
+        cursor.execute(
+            self._update_statement(tuple(sorted(values))), {"b_id": memory_id, **values}
+        )
+        if "tags" in event.changes or "metadata" in event.changes:
+            cursor.execute(
+                f"SELECT tenant FROM memories WHERE id = {self._param('b_id')}",
+                {"b_id": memory_id},
+            )
+            tenant = _first(cursor.fetchone())
+            if "tags" in event.changes:
+                cursor.execute(self._delete_tags, {"b_id": memory_id})
+                self._write_tags(cursor, tenant, memory_id, event.changes["tags"])
+            if "metadata" in event.changes:
+                cursor.execute(self._delete_meta, {"b_id": memory_id})
+                self._write_meta(cursor, tenant, memory_id, event.changes["metadata"])
+
+    def _param(self, name: str) -> str:
+        return compile_sql(bindparam(name), self.dialect)
+
+    def _write_tags(
+        self, cursor: DbCursor, tenant: str, memory_id: str, tags: Sequence[str]
+    ) -> None:
+        if tags:
+            cursor.executemany(
+                self._insert_tag,
+                [
+                    {"tenant": tenant, "tag": tag, "memory_id": memory_id}
+                    for tag in tags
+                ],
+            )
+
+    def _write_meta(
+        self,
+        cursor: DbCursor,
+        tenant: str,
+        memory_id: str,
+        metadata: Mapping[str, JSON],
+    ) -> None:
+        rows = flatten_metadata(metadata)
+        if rows:
+            cursor.executemany(
+                self._insert_meta,
+                [
+                    {
+                        "memory_id": memory_id,
+                        "path": path,
+                        "tenant": tenant,
+                        "vtype": vtype,
+                        "vnum": vnum,
+                        "vtext": vtext,
+                    }
+                    for path, vtype, vnum, vtext in rows
+                ],
+            )
+
+
+def _first(row: Any) -> Any:
+    return row[0]
+
+
+# ---- queries ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetaCondition:
+    """One checked condition on a metadata path."""
+
+    path: str
+    op: str
+    operand: Any
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """Checked search filters, ready to turn into SQL."""
+
+    tenant: str
+    namespace_prefix: str | None = None
+    memory_type: str | None = None
+    tags_any: tuple[str, ...] = ()
+    tags_all: tuple[str, ...] = ()
+    where: tuple[MetaCondition, ...] = field(default_factory=tuple)
+    updated_after: int | None = None
+    updated_before: int | None = None
+    include_deleted: bool = False
+    order_by: str = "-updated_at"
+    limit: int = 50
+    offset: int = 0
+
+
+def search_statement(query: SearchQuery) -> Select[Any]:
+    """The SELECT for a search; every filter narrows an indexed range."""
+    m = memories
+    conditions: list[ColumnElement[bool]] = [m.c.tenant == query.tenant]
+    if not query.include_deleted:
+        conditions.append(m.c.deleted == false())
+    if query.namespace_prefix is not None:
+        low = namespace_path(query.namespace_prefix)
+        high = low[:-1] + ";"  # ';' sorts right after ':'
+        conditions.append(m.c.ns_path >= low)
+        conditions.append(m.c.ns_path < high)
+    if query.memory_type is not None:
+        conditions.append(m.c.memory_type == query.memory_type)
+    if query.updated_after is not None:
+        conditions.append(m.c.updated_at > query.updated_after)
+    if query.updated_before is not None:
+        conditions.append(m.c.updated_at < query.updated_before)
+    if query.tags_any:
+        conditions.append(
+            m.c.id.in_(
+                select(memory_tags.c.memory_id).where(
+                    memory_tags.c.tenant == query.tenant,
+                    memory_tags.c.tag.in_(query.tags_any),
+                )
+            )
+        )
+    if query.tags_all:
+        conditions.append(
+            m.c.id.in_(
+                select(memory_tags.c.memory_id)
+                .where(
+                    memory_tags.c.tenant == query.tenant,
+                    memory_tags.c.tag.in_(query.tags_all),
+                )
+                .group_by(memory_tags.c.memory_id)
+                .having(func.count() == len(query.tags_all))
+            )
+        )
+    for condition in query.where:
+        conditions.append(_meta_condition(query.tenant, condition))
+    column_name = query.order_by.lstrip("-")
+    column = m.c[ORDER_COLUMNS[column_name]]
+    order = column.desc() if query.order_by.startswith("-") else column.asc()
+    return (
+        select(*(m.c[name] for name in ROW_COLUMNS))
+        .where(and_(*conditions))
+        .order_by(order, m.c.id)
+        .limit(query.limit)
+        .offset(query.offset)
+    )
+
+
+def _meta_condition(tenant: str, condition: MetaCondition) -> ColumnElement[bool]:
+    mm = memory_meta
+    base = [mm.c.tenant == tenant, mm.c.path == condition.path]
+    op, operand = condition.op, condition.operand
+
+    def having(*extra: ColumnElement[bool]) -> ColumnElement[bool]:
+        return memories.c.id.in_(select(mm.c.memory_id).where(*base, *extra))
+
+    if op == "$exists":
+        return having() if operand else not_(having())
+    if op == "$in":
+        return or_(*(having(*_equals(v)) for v in operand)) if operand else false()
+    if op == "$eq":
+        return having(*_equals(operand))
+    if op == "$ne":
+        return not_(having(*_equals(operand)))
+    comparison = {"$gt": "__gt__", "$gte": "__ge__", "$lt": "__lt__", "$lte": "__le__"}[
+        op
+    ]
+    if isinstance(operand, str):
+        return having(mm.c.vtype == "str", getattr(mm.c.vtext, comparison)(operand))
+    return having(mm.c.vtype == "num", getattr(mm.c.vnum, comparison)(float(operand)))
+
+
+def _equals(operand: JSON) -> list[ColumnElement[bool]]:
+    vtype, vnum, vtext = typed_cell(operand)
+    mm = memory_meta
+    conditions: list[ColumnElement[bool]] = [mm.c.vtype == vtype]
+    if vnum is not None:
+        conditions.append(mm.c.vnum == vnum)
+    if vtext is not None:
+        conditions.append(mm.c.vtext == vtext)
+    if vtype == "null":
+        conditions.append(true())
+    return conditions
+
+
+def get_by_id_statement(dialect: Dialect) -> str:
+    """SELECT of one row by id, compiled once."""
+    return compile_sql(
+        select(*(memories.c[name] for name in ROW_COLUMNS)).where(
+            memories.c.id == bindparam("b_id")
+        ),
+        dialect,
+    )

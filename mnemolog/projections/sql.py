@@ -1,0 +1,54 @@
+"""SQL for read models: SQLAlchemy Core builds it, the log's own connection runs it.
+
+Projection rows are written inside the log's transaction, on the DB-API cursor
+the event recorder holds, so statements are compiled once per dialect into SQL
+text with named parameters and executed there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex, CreateTable, Table
+from sqlalchemy.sql import ClauseElement
+
+
+class DbCursor(Protocol):
+    """The part of a DB-API cursor that projections use."""
+
+    def execute(self, statement: Any, params: Any = ...) -> Any: ...
+
+    def executemany(self, statement: Any, params: Any) -> Any: ...
+
+    def fetchall(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+
+def compile_sql(statement: ClauseElement, dialect: Dialect) -> str:
+    """SQL text for one dialect, with named parameters."""
+    return str(statement.compile(dialect=dialect))
+
+
+def create_statements(tables: Sequence[Table], dialect: Dialect) -> list[str]:
+    """CREATE TABLE and CREATE INDEX statements, all IF NOT EXISTS."""
+    statements = []
+    for table in tables:
+        statements.append(
+            str(CreateTable(table, if_not_exists=True).compile(dialect=dialect))
+        )
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            statements.append(
+                str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+            )
+    return statements
+
+
+def compile_query(
+    statement: ClauseElement, dialect: Dialect
+) -> tuple[str, Mapping[str, Any]]:
+    """SQL text and its bound values, for queries built per call."""
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), compiled.params

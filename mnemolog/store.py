@@ -1,0 +1,918 @@
+"""The application service: validates input, runs commands on the Memory
+aggregate, saves its events, and answers queries from the read models."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+)
+from eventsourcing.persistence import IntegrityError, Mapper, Recording
+from eventsourcing.utils import get_topic
+
+from mnemolog.adapters.codec import ChainedMapper, OrjsonTranscoder
+from mnemolog.adapters.sqlite_backend import (
+    SYNCHRONOUS,
+    Factory,
+    LogRecorder,
+    sqlite_sql_dialect,
+)
+from mnemolog.config import Settings, parse_url
+from mnemolog.domain import memory as domain
+from mnemolog.domain.errors import (
+    NotFound,
+    TenantMismatch,
+    ValidationError,
+    VersionConflict,
+)
+from mnemolog.domain.memory import Provenance
+from mnemolog.domain.values import (
+    JSON,
+    Namespace,
+    canonical_json,
+    check_key,
+    check_memory_type,
+    check_metadata,
+    check_optional_text,
+    check_tags,
+    check_tenant,
+    check_unit_interval,
+    encode_value,
+    sha256_hex,
+)
+from mnemolog.models import Memory, MemoryEvent
+from mnemolog.projections.current_state import (
+    ORDER_COLUMNS,
+    CurrentStateProjection,
+    MetaCondition,
+    SearchQuery,
+    get_by_id_statement,
+    search_statement,
+    to_micros,
+)
+from mnemolog.projections.projector import ProjectionStatus, Projector
+from mnemolog.projections.sql import compile_query, create_statements
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+UNSET: Any = object()
+"""Marks an argument the caller did not give (None is a valid JSON value)."""
+
+WHERE_OPERATORS = frozenset(
+    {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$exists"}
+)
+_OPERATOR_LIST = ", ".join(sorted(WHERE_OPERATORS))
+MAX_LIMIT = 10_000
+
+
+class MemoryApplication(Application[UUID]):
+    """eventsourcing's Application, handing decoded events to the recorder so
+    the projections run inside the transaction that records them."""
+
+    name = "mnemolog"
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return ChainedMapper(
+            transcoder=OrjsonTranscoder(),
+            cipher=self.factory.cipher(),
+            compressor=self.factory.compressor(),
+        )
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        processing_event.saved_kwargs["projected_events"] = processing_event.events
+        return super()._record(processing_event)
+
+
+def _open_application(url: str | None) -> MemoryApplication:
+    location = parse_url(url)
+    env = {
+        "PERSISTENCE_MODULE": get_topic(Factory),
+        "SQLITE_DBNAME": location.sqlite_db_name,
+        "SQLITE_LOCK_TIMEOUT": "30",
+        SYNCHRONOUS: location.synchronous,
+        "CREATE_TABLE": "yes",
+    }
+    return MemoryApplication(env=env)
+
+
+class MemoryStore:
+    """Memories of every tenant, on one log. Thread-safe.
+
+    Open one with :func:`mnemolog.open`; ``store.tenant(name)`` gives a view
+    bound to one tenant.
+    """
+
+    def __init__(
+        self,
+        app: MemoryApplication,
+        settings: Settings,
+        *,
+        bound_tenant: str | None = None,
+    ) -> None:
+        self._app = app
+        self._settings = settings
+        self._bound_tenant = bound_tenant
+        recorder = app.recorder
+        assert isinstance(recorder, LogRecorder)
+        self._recorder = recorder
+        dialect = sqlite_sql_dialect()
+        self._dialect = dialect
+        self._get_by_id = get_by_id_statement(dialect)
+
+    @classmethod
+    def open(
+        cls, url: str | None = None, *, settings: Settings | None = None
+    ) -> MemoryStore:
+        """Opens (creating if need be) the store at ``url``; catches up read models."""
+        settings = settings or Settings()
+        check_tenant(settings.default_tenant)
+        app = _open_application(url)
+        recorder = app.recorder
+        assert isinstance(recorder, LogRecorder)
+        dialect = sqlite_sql_dialect()
+        current_state = CurrentStateProjection(dialect)
+        with recorder.write_transaction() as cursor:
+            for statement in create_statements(current_state.tables, dialect):
+                cursor.execute(statement)
+        recorder.projector = Projector([current_state], recorder, app.mapper)
+        recorder.projector.catch_up()
+        return cls(app, settings)
+
+    # ---- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the log's connections; a tenant view leaves them to its store."""
+        if self._bound_tenant is None:
+            self._app.close()
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def tenant(self, tenant: str) -> MemoryStore:
+        """A view bound to one tenant, with the same methods."""
+        check_tenant(tenant)
+        if self._bound_tenant is not None and tenant != self._bound_tenant:
+            raise TenantMismatch(
+                f"this view is bound to tenant {self._bound_tenant!r}, not {tenant!r}"
+            )
+        return MemoryStore(self._app, self._settings, bound_tenant=tenant)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this store was opened with."""
+        return self._settings
+
+    def projection_status(self) -> list[ProjectionStatus]:
+        """Each projection's position, the log's head, and the lag."""
+        return self._projector.status()
+
+    def catch_up(self) -> int:
+        """Applies events that other processes recorded without projecting them."""
+        return self._projector.catch_up()
+
+    @property
+    def _projector(self) -> Projector:
+        projector = self._recorder.projector
+        assert projector is not None
+        return projector
+
+    # ---- writes --------------------------------------------------------------
+
+    def put(
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        memory_type: str | None = None,
+        importance: float | None = None,
+        confidence: float | None = None,
+        actor: str | None = None,
+        task_id: str | None = None,
+        source: str | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+        force: bool = False,
+        tenant: str | None = None,
+    ) -> Memory:
+        """Creates or replaces a memory; returns it as stored.
+
+        Tags, metadata, type, importance and confidence replace the current ones
+        when given and stay as they are when not. Writing what is already stored
+        is a no-op that returns the current version, unless ``force=True``.
+        ``expected_version`` (0 for "must not exist yet") guards against lost
+        updates with :class:`VersionConflict`.
+        """
+        item = self._check_put(
+            tenant=tenant,
+            namespace=namespace,
+            key=key,
+            value=value,
+            tags=tags,
+            metadata=metadata,
+            memory_type=memory_type,
+            importance=importance,
+            confidence=confidence,
+            expected_version=expected_version,
+            force=force,
+        )
+        provenance = self._provenance(actor, task_id, source, reason)
+        return self._write_batch([item], provenance)[0]
+
+    def put_many(
+        self,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        actor: str | None = None,
+        task_id: str | None = None,
+        source: str | None = None,
+        reason: str | None = None,
+        tenant: str | None = None,
+    ) -> list[Memory]:
+        """Puts a batch in one atomic transaction: all of it lands, or none.
+
+        Each item is a mapping with the arguments of :meth:`put` (namespace, key,
+        value, and optionally tags, metadata, memory_type, importance,
+        confidence, expected_version, force).
+        """
+        allowed = {
+            "namespace",
+            "key",
+            "value",
+            "tags",
+            "metadata",
+            "memory_type",
+            "importance",
+            "confidence",
+            "expected_version",
+            "force",
+        }
+        checked = []
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise ValidationError(f"items[{index}]", "must be a mapping")
+            unknown = set(item) - allowed
+            if unknown:
+                raise ValidationError(
+                    f"items[{index}]", f"unknown field(s): {', '.join(sorted(unknown))}"
+                )
+            for required in ("namespace", "key", "value"):
+                if required not in item:
+                    raise ValidationError(f"items[{index}].{required}", "is required")
+            try:
+                checked.append(self._check_put(tenant=tenant, **item))
+            except ValidationError as e:
+                raise ValidationError(f"items[{index}].{e.field}", e.rule) from None
+        if not checked:
+            return []
+        return self._write_batch(
+            checked, self._provenance(actor, task_id, source, reason)
+        )
+
+    def update(
+        self,
+        namespace: str,
+        key: str,
+        value: Any = UNSET,
+        *,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        replace_metadata: bool = False,
+        memory_type: str | None = None,
+        importance: float | None = None,
+        confidence: float | None = None,
+        actor: str | None = None,
+        task_id: str | None = None,
+        source: str | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+        force: bool = False,
+        tenant: str | None = None,
+    ) -> Memory:
+        """Changes an existing memory; raises NotFound if it is absent or deleted.
+
+        Only what is given changes. Metadata is merged into the current
+        metadata (top-level keys) unless ``replace_metadata=True``.
+        """
+        tenant_id, ns, checked_key = self._address(tenant, namespace, key)
+        changes = self._check_changes(
+            value=value,
+            tags=tags,
+            metadata=metadata,
+            memory_type=memory_type,
+            importance=importance,
+            confidence=confidence,
+        )
+        self._check_expected(expected_version)
+        provenance = self._provenance(actor, task_id, source, reason)
+
+        def command(memory: domain.Memory) -> None:
+            if memory.deleted:
+                raise NotFound(f"memory {ns}/{checked_key} is deleted")
+            merged = dict(changes)
+            if "metadata" in merged and not replace_metadata:
+                merged["metadata"] = {**memory.metadata, **merged["metadata"]}
+            memory.revise(merged, provenance, force=force)
+
+        return self._change(tenant_id, ns, checked_key, command, expected_version)
+
+    def delete(
+        self,
+        namespace: str,
+        key: str,
+        *,
+        reason: str | None = None,
+        actor: str | None = None,
+        task_id: str | None = None,
+        source: str | None = None,
+        expected_version: int | None = None,
+        tenant: str | None = None,
+    ) -> Memory:
+        """Soft-deletes: reads hide it, its history stays. Deleting twice is a no-op."""
+        tenant_id, ns, checked_key = self._address(tenant, namespace, key)
+        self._check_expected(expected_version)
+        provenance = self._provenance(actor, task_id, source, reason)
+        return self._change(
+            tenant_id, ns, checked_key, lambda m: m.delete(provenance), expected_version
+        )
+
+    def restore(
+        self,
+        namespace: str,
+        key: str,
+        *,
+        reason: str | None = None,
+        actor: str | None = None,
+        task_id: str | None = None,
+        source: str | None = None,
+        expected_version: int | None = None,
+        tenant: str | None = None,
+    ) -> Memory:
+        """Undoes a soft delete. Restoring a live memory is a no-op."""
+        tenant_id, ns, checked_key = self._address(tenant, namespace, key)
+        self._check_expected(expected_version)
+        provenance = self._provenance(actor, task_id, source, reason)
+        return self._change(
+            tenant_id,
+            ns,
+            checked_key,
+            lambda m: m.restore(provenance),
+            expected_version,
+        )
+
+    # ---- reads ---------------------------------------------------------------
+
+    def get(
+        self,
+        namespace: str,
+        key: str,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+        include_deleted: bool = False,
+        tenant: str | None = None,
+    ) -> Memory | None:
+        """The memory now, at ``version=N``, or as at ``as_of``; None if absent.
+
+        Current reads come from the current-state projection; ``version`` and
+        ``as_of`` reads replay the memory's own events from the log.
+        """
+        tenant_id, ns, checked_key = self._address(tenant, namespace, key)
+        memory_id = domain.Memory.create_id(tenant_id, ns, checked_key)
+        if version is not None and as_of is not None:
+            raise ValidationError("version", "give version or as_of, not both")
+        if version is not None:
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                raise ValidationError("version", "must be an integer >= 1")
+            found = self._replay(memory_id, version=version)
+            if found is None or found.version != version:
+                return None
+            return self._visible(Memory.from_aggregate(found), include_deleted)
+        if as_of is not None:
+            moment = _aware(as_of, "as_of")
+            events = list(self._app.events.get(memory_id))
+            at_moment = domain.memory_at(events, as_of=moment)  # type: ignore[arg-type]
+            if at_moment is None:
+                return None
+            return self._visible(Memory.from_aggregate(at_moment), include_deleted)
+        with self._recorder.read_transaction() as cursor:
+            cursor.execute(self._get_by_id, {"b_id": memory_id.hex})
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return self._visible(Memory.from_row(row), include_deleted)
+
+    def history(
+        self, namespace: str, key: str, *, tenant: str | None = None
+    ) -> list[MemoryEvent]:
+        """Every change, oldest first, each with the state right after it."""
+        tenant_id, ns, checked_key = self._address(tenant, namespace, key)
+        memory_id = domain.Memory.create_id(tenant_id, ns, checked_key)
+        changes: list[MemoryEvent] = []
+        memory: domain.Memory | None = None
+        for event in self._app.events.get(memory_id):
+            assert isinstance(event, domain.Memory.Event)
+            memory = event.mutate(memory)
+            assert memory is not None
+            changes.append(MemoryEvent.from_event(event, memory))
+        return changes
+
+    def search(
+        self,
+        *,
+        namespace_prefix: str | None = None,
+        memory_type: str | None = None,
+        tags_any: Iterable[str] | None = None,
+        tags_all: Iterable[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        include_deleted: bool = False,
+        order_by: str = "-updated_at",
+        limit: int = 50,
+        offset: int = 0,
+        tenant: str | None = None,
+    ) -> list[Memory]:
+        """Memories of one tenant matching every filter given.
+
+        ``namespace_prefix`` matches whole segments (``user:al`` does not match
+        ``user:alice``). ``where`` takes metadata conditions: ``{"k": v}`` or
+        ``{"k": {"$gt": 3}}`` with ``$eq $ne $gt $gte $lt $lte $in $exists``;
+        nested keys are written ``a.b``. ``order_by`` is one of updated_at,
+        created_at, importance, key, namespace, with ``-`` for descending.
+        """
+        query = SearchQuery(
+            tenant=self._tenant(tenant),
+            namespace_prefix=(
+                str(
+                    self._namespace(
+                        namespace_prefix, "namespace_prefix", root_only=True
+                    )
+                )
+                if namespace_prefix is not None
+                else None
+            ),
+            memory_type=(
+                self._memory_type(memory_type) if memory_type is not None else None
+            ),
+            tags_any=_tag_filter(tags_any, "tags_any"),
+            tags_all=_tag_filter(tags_all, "tags_all"),
+            where=_where(where),
+            updated_after=(
+                to_micros(_aware(updated_after, "updated_after"))
+                if updated_after is not None
+                else None
+            ),
+            updated_before=(
+                to_micros(_aware(updated_before, "updated_before"))
+                if updated_before is not None
+                else None
+            ),
+            include_deleted=bool(include_deleted),
+            order_by=_order_by(order_by),
+            limit=_bounded_int(limit, "limit", 1, MAX_LIMIT),
+            offset=_bounded_int(offset, "offset", 0, 2**62),
+        )
+        sql, params = compile_query(search_statement(query), self._dialect)
+        with self._recorder.read_transaction() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return [Memory.from_row(row) for row in rows]
+
+    # ---- internals -----------------------------------------------------------
+
+    def _tenant(self, tenant: str | None) -> str:
+        if self._bound_tenant is not None:
+            if tenant is not None and tenant != self._bound_tenant:
+                raise TenantMismatch(
+                    f"this view is bound to tenant {self._bound_tenant!r}, "
+                    f"not {tenant!r}"
+                )
+            return self._bound_tenant
+        return check_tenant(
+            tenant if tenant is not None else self._settings.default_tenant
+        )
+
+    def _namespace(
+        self, namespace: object, field: str, *, root_only: bool = False
+    ) -> Namespace:
+        return Namespace.parse(
+            namespace,
+            extra_roots=self._settings.extra_roots,
+            field=field,
+            allow_root_only=root_only,
+        )
+
+    def _memory_type(self, memory_type: object) -> str:
+        return check_memory_type(
+            memory_type, extra_types=self._settings.extra_memory_types
+        )
+
+    def _address(
+        self, tenant: str | None, namespace: str, key: str
+    ) -> tuple[str, str, str]:
+        return (
+            self._tenant(tenant),
+            str(self._namespace(namespace, "namespace")),
+            check_key(key),
+        )
+
+    @staticmethod
+    def _provenance(
+        actor: str | None, task_id: str | None, source: str | None, reason: str | None
+    ) -> Provenance:
+        return Provenance(
+            actor=check_optional_text(actor, "actor"),
+            task_id=check_optional_text(task_id, "task_id"),
+            source=check_optional_text(source, "source"),
+            reason=check_optional_text(reason, "reason", max_length=4096),
+        )
+
+    @staticmethod
+    def _check_expected(expected_version: object) -> None:
+        if expected_version is None:
+            return
+        if (
+            isinstance(expected_version, bool)
+            or not isinstance(expected_version, int)
+            or expected_version < 0
+        ):
+            raise ValidationError("expected_version", "must be an integer >= 0")
+
+    def _check_value(self, value: Any) -> tuple[JSON, str]:
+        wire = encode_value(value)
+        encoded = canonical_json(wire)
+        if len(encoded) > self._settings.max_value_bytes:
+            raise ValidationError(
+                "value",
+                f"must encode to at most {self._settings.max_value_bytes} bytes",
+            )
+        return wire, sha256_hex(encoded)
+
+    def _check_changes(
+        self,
+        *,
+        value: Any,
+        tags: Iterable[str] | None,
+        metadata: Mapping[str, Any] | None,
+        memory_type: str | None,
+        importance: float | None,
+        confidence: float | None,
+    ) -> dict[str, JSON]:
+        changes: dict[str, JSON] = {}
+        if value is not UNSET:
+            changes["value"], changes["content_hash"] = self._check_value(value)
+        if tags is not None:
+            changes["tags"] = list(check_tags(tags))
+        if metadata is not None:
+            changes["metadata"] = check_metadata(metadata)
+        if memory_type is not None:
+            changes["memory_type"] = self._memory_type(memory_type)
+        if importance is not None:
+            changes["importance"] = check_unit_interval(importance, "importance")
+        if confidence is not None:
+            changes["confidence"] = check_unit_interval(confidence, "confidence")
+        return changes
+
+    def _check_put(
+        self,
+        *,
+        tenant: str | None,
+        namespace: str,
+        key: str,
+        value: Any,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        memory_type: str | None = None,
+        importance: float | None = None,
+        confidence: float | None = None,
+        expected_version: int | None = None,
+        force: bool = False,
+    ) -> _PutItem:
+        tenant_id, ns, checked_key = self._address(tenant, namespace, key)
+        changes = self._check_changes(
+            value=value,
+            tags=tags,
+            metadata=metadata,
+            memory_type=memory_type,
+            importance=importance,
+            confidence=confidence,
+        )
+        self._check_expected(expected_version)
+        if not isinstance(force, bool):
+            raise ValidationError("force", "must be a bool")
+        return _PutItem(
+            tenant=tenant_id,
+            namespace=ns,
+            key=checked_key,
+            changes=changes,
+            expected_version=expected_version,
+            force=force,
+        )
+
+    def _load(self, memory_id: UUID) -> domain.Memory | None:
+        try:
+            memory: object = self._app.repository.get(memory_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(memory, domain.Memory)
+        return memory
+
+    def _replay(self, memory_id: UUID, *, version: int) -> domain.Memory | None:
+        try:
+            memory: object = self._app.repository.get(memory_id, version=version)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(memory, domain.Memory)
+        return memory
+
+    def _write_batch(
+        self, items: list[_PutItem], provenance: Provenance
+    ) -> list[Memory]:
+        for _attempt in range(self._settings.write_retries + 1):
+            loaded: dict[UUID, domain.Memory] = {}
+            results: list[domain.Memory] = []
+            for item in items:
+                memory_id = domain.Memory.create_id(
+                    item.tenant, item.namespace, item.key
+                )
+                memory: domain.Memory | None = loaded.get(memory_id) or self._load(
+                    memory_id
+                )
+                actual = memory.version if memory is not None else 0
+                if (
+                    item.expected_version is not None
+                    and item.expected_version != actual
+                ):
+                    raise VersionConflict(
+                        f"{item.namespace}/{item.key}",
+                        expected=item.expected_version,
+                        actual=actual,
+                    )
+                memory = self._apply_put(memory, item, provenance)
+                loaded[memory_id] = memory
+                results.append(memory)
+            try:
+                self._save(*loaded.values())
+            except IntegrityError:
+                if any(item.expected_version is not None for item in items):
+                    raise self._conflict(items) from None
+                continue
+            return [Memory.from_aggregate(m) for m in results]
+        raise VersionConflict("put", expected=-1, actual=-1)  # pragma: no cover
+
+    def _conflict(self, items: list[_PutItem]) -> VersionConflict:
+        for item in items:
+            if item.expected_version is None:
+                continue
+            memory = self._load(
+                domain.Memory.create_id(item.tenant, item.namespace, item.key)
+            )
+            actual = memory.version if memory is not None else 0
+            if actual != item.expected_version:
+                return VersionConflict(
+                    f"{item.namespace}/{item.key}",
+                    expected=item.expected_version,
+                    actual=actual,
+                )
+        return VersionConflict("put_many", expected=-1, actual=-1)
+
+    def _apply_put(
+        self, memory: domain.Memory | None, item: _PutItem, provenance: Provenance
+    ) -> domain.Memory:
+        changes = item.changes
+        if memory is None:
+            return domain.Memory.start(
+                tenant=item.tenant,
+                namespace=item.namespace,
+                key=item.key,
+                value=changes["value"],
+                content_hash=changes["content_hash"],
+                memory_type=changes.get(
+                    "memory_type", self._settings.default_memory_type
+                ),
+                tags=changes.get("tags", []),
+                metadata=changes.get("metadata", {}),
+                importance=changes.get("importance", self._settings.default_importance),
+                confidence=changes.get("confidence", 1.0),
+                provenance=provenance,
+            )
+        memory.restore(provenance)
+        memory.revise(changes, provenance, force=item.force)
+        return memory
+
+    def _change(
+        self,
+        tenant: str,
+        namespace: str,
+        key: str,
+        command: Callable[[domain.Memory], object],
+        expected_version: int | None,
+    ) -> Memory:
+        memory_id = domain.Memory.create_id(tenant, namespace, key)
+        for _attempt in range(self._settings.write_retries + 1):
+            memory = self._load(memory_id)
+            if memory is None:
+                raise NotFound(f"no memory {namespace}/{key} in tenant {tenant!r}")
+            if expected_version is not None and expected_version != memory.version:
+                raise VersionConflict(
+                    f"{namespace}/{key}",
+                    expected=expected_version,
+                    actual=memory.version,
+                )
+            command(memory)
+            try:
+                self._save(memory)
+            except IntegrityError:
+                if expected_version is not None:
+                    latest = self._load(memory_id)
+                    raise VersionConflict(
+                        f"{namespace}/{key}",
+                        expected=expected_version,
+                        actual=latest.version if latest else 0,
+                    ) from None
+                continue
+            return Memory.from_aggregate(memory)
+        raise VersionConflict(
+            f"{namespace}/{key}", expected=-1, actual=-1
+        )  # pragma: no cover
+
+    def _save(self, *memories: domain.Memory) -> None:
+        if any(m.pending_events for m in memories):
+            self._app.save(*memories)
+
+    @staticmethod
+    def _visible(memory: Memory, include_deleted: bool) -> Memory | None:
+        return None if memory.deleted and not include_deleted else memory
+
+
+class _PutItem:
+    """A put whose every field has been checked."""
+
+    __slots__ = ("changes", "expected_version", "force", "key", "namespace", "tenant")
+
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        namespace: str,
+        key: str,
+        changes: dict[str, JSON],
+        expected_version: int | None,
+        force: bool,
+    ) -> None:
+        self.tenant = tenant
+        self.namespace = namespace
+        self.key = key
+        self.changes = changes
+        self.expected_version = expected_version
+        self.force = force
+
+
+def _aware(moment: object, field: str) -> datetime:
+    if not isinstance(moment, datetime):
+        raise ValidationError(field, "must be a datetime")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValidationError(field, "must be timezone-aware (for example UTC)")
+    return moment
+
+
+def _bounded_int(value: object, field: str, low: int, high: int) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not low <= value <= high
+    ):
+        raise ValidationError(field, f"must be an integer in [{low}, {high}]")
+    return value
+
+
+def _order_by(order_by: object) -> str:
+    if not isinstance(order_by, str) or order_by.lstrip("-") not in ORDER_COLUMNS:
+        names = ", ".join(sorted(ORDER_COLUMNS))
+        raise ValidationError(
+            "order_by", f"must be one of {names}, optionally with '-'"
+        )
+    return order_by
+
+
+def _tag_filter(tags: Iterable[str] | None, field: str) -> tuple[str, ...]:
+    if tags is None:
+        return ()
+    try:
+        checked = check_tags(tags)
+    except ValidationError as e:
+        raise ValidationError(field, e.rule) from None
+    if not checked:
+        raise ValidationError(field, "must name at least one tag (or be None)")
+    return checked
+
+
+def _where(where: Mapping[str, Any] | None) -> tuple[MetaCondition, ...]:
+    if where is None:
+        return ()
+    if not isinstance(where, Mapping):
+        raise ValidationError(
+            "where", "must be a mapping of metadata path to condition"
+        )
+    conditions = []
+    for path, condition in where.items():
+        field = f"where.{path}"
+        if not isinstance(path, str) or not path or len(path) > 512:
+            raise ValidationError("where", "paths must be strings of 1-512 characters")
+        if (
+            isinstance(condition, Mapping)
+            and condition
+            and all(isinstance(k, str) and k.startswith("$") for k in condition)
+        ):
+            for op, operand in condition.items():
+                conditions.append(_meta_condition(field, path, op, operand))
+        else:
+            conditions.append(_meta_condition(field, path, "$eq", condition))
+    return tuple(conditions)
+
+
+def _meta_condition(field: str, path: str, op: str, operand: Any) -> MetaCondition:
+    if op not in WHERE_OPERATORS:
+        raise ValidationError(
+            field,
+            f"unknown operator {op!r}; use one of {', '.join(sorted(WHERE_OPERATORS))}",
+        )
+    if op == "$exists":
+        if not isinstance(operand, bool):
+            raise ValidationError(field, "$exists takes true or false")
+        return MetaCondition(path, op, operand)
+    if op == "$in":
+        if (
+            not isinstance(operand, list | tuple | set | frozenset)
+            or len(operand) > 1000
+        ):
+            raise ValidationError(field, "$in takes a list of at most 1000 values")
+        return MetaCondition(
+            path, op, tuple(check_metadata({"v": v})["v"] for v in operand)
+        )
+    if op in ("$eq", "$ne"):
+        return MetaCondition(path, op, check_metadata({"v": operand})["v"])
+    if isinstance(operand, bool) or not isinstance(operand, int | float | str):
+        raise ValidationError(field, f"{op} takes a number or a string")
+    checked = check_metadata({"v": operand})["v"]
+    return MetaCondition(path, op, checked)
+
+
+# ---- the async twin ------------------------------------------------------------
+
+
+def _twin(
+    method: Callable[Concatenate[MemoryStore, P], R],
+) -> Callable[Concatenate[AsyncMemoryStore, P], Coroutine[Any, Any, R]]:
+    """The coroutine form of a MemoryStore method, run in a worker thread."""
+
+    async def call(twin: AsyncMemoryStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(method, twin.sync, *args, **kwargs)
+
+    functools.update_wrapper(call, method)
+    return call
+
+
+class AsyncMemoryStore:
+    """The same store with every method a coroutine; one implementation underneath."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.sync = store
+        """The synchronous store this one runs on."""
+
+    def tenant(self, tenant: str) -> AsyncMemoryStore:
+        """A view bound to one tenant."""
+        return AsyncMemoryStore(self.sync.tenant(tenant))
+
+    async def __aenter__(self) -> AsyncMemoryStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    put = _twin(MemoryStore.put)
+    put_many = _twin(MemoryStore.put_many)
+    update = _twin(MemoryStore.update)
+    delete = _twin(MemoryStore.delete)
+    restore = _twin(MemoryStore.restore)
+    get = _twin(MemoryStore.get)
+    history = _twin(MemoryStore.history)
+    search = _twin(MemoryStore.search)
+    close = _twin(MemoryStore.close)
+    catch_up = _twin(MemoryStore.catch_up)
+    projection_status = _twin(MemoryStore.projection_status)
