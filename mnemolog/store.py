@@ -645,7 +645,7 @@ class MemoryStore:
     ) -> list[Memory]:
         for _attempt in range(self._settings.write_retries + 1):
             loaded: dict[UUID, domain.Memory] = {}
-            results: list[domain.Memory] = []
+            results: list[Memory] = []
             for item in items:
                 memory_id = domain.Memory.create_id(
                     item.tenant, item.namespace, item.key
@@ -665,14 +665,14 @@ class MemoryStore:
                     )
                 memory = self._apply_put(memory, item, provenance)
                 loaded[memory_id] = memory
-                results.append(memory)
+                results.append(Memory.from_aggregate(memory))
             try:
                 self._save(*loaded.values())
             except IntegrityError:
                 if any(item.expected_version is not None for item in items):
                     raise self._conflict(items) from None
                 continue
-            return [Memory.from_aggregate(m) for m in results]
+            return results
         raise VersionConflict("put", expected=-1, actual=-1)  # pragma: no cover
 
     def _conflict(self, items: list[_PutItem]) -> VersionConflict:

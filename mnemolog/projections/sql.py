@@ -50,5 +50,7 @@ def compile_query(
     statement: ClauseElement, dialect: Dialect
 ) -> tuple[str, Mapping[str, Any]]:
     """SQL text and its bound values, for queries built per call."""
-    compiled = statement.compile(dialect=dialect)
+    compiled = statement.compile(
+        dialect=dialect, compile_kwargs={"render_postcompile": True}
+    )
     return str(compiled), compiled.params
