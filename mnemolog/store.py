@@ -170,6 +170,11 @@ class MemoryStore:
         return MemoryStore(self._app, self._settings, bound_tenant=tenant)
 
     @property
+    def tenant_name(self) -> str:
+        """The tenant calls use when they name none."""
+        return self._bound_tenant or self._settings.default_tenant
+
+    @property
     def settings(self) -> Settings:
         """The settings this store was opened with."""
         return self._settings

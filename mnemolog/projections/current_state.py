@@ -28,7 +28,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     false,
-    func,
     insert,
     not_,
     or_,
@@ -410,16 +409,12 @@ def search_statement(query: SearchQuery) -> Select[Any]:
                 )
             )
         )
-    if query.tags_all:
+    for tag in query.tags_all:
         conditions.append(
             m.c.id.in_(
-                select(memory_tags.c.memory_id)
-                .where(
-                    memory_tags.c.tenant == query.tenant,
-                    memory_tags.c.tag.in_(query.tags_all),
+                select(memory_tags.c.memory_id).where(
+                    memory_tags.c.tenant == query.tenant, memory_tags.c.tag == tag
                 )
-                .group_by(memory_tags.c.memory_id)
-                .having(func.count() == len(query.tags_all))
             )
         )
     for condition in query.where:
