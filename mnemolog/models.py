@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import orjson
@@ -15,6 +15,30 @@ from mnemolog.domain.values import decode_value
 from mnemolog.projections.current_state import from_micros
 
 ChangeKind = Literal["created", "updated", "deleted", "restored"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def trusted(cls: type[M], values: dict[str, Any]) -> M:
+    """Builds a model from values the store itself produced, without validation.
+
+    What ``model_construct`` does when every field is given, minus its per-field
+    loop: read paths build thousands of these a second. Validation happened
+    when the values entered the store.
+    """
+    model = cls.__new__(cls)
+    setattr_ = object.__setattr__
+    setattr_(model, "__dict__", values)
+    setattr_(model, "__pydantic_fields_set__", set(values))
+    setattr_(model, "__pydantic_extra__", None)
+    setattr_(model, "__pydantic_private__", None)
+    return model
+
+
+def _value_from_text(text: str) -> Any:
+    # Only wire forms holding a "$bytes" or "$dict" tag need the decoding walk.
+    parsed = orjson.loads(text)
+    return decode_value(parsed) if '"$' in text else parsed
 
 
 class Memory(BaseModel):
@@ -43,47 +67,53 @@ class Memory(BaseModel):
     @classmethod
     def from_aggregate(cls, memory: domain.Memory) -> Memory:
         """The public view of a folded aggregate."""
-        return cls.model_construct(
-            id=memory.id,
-            tenant=memory.tenant,
-            namespace=memory.namespace,
-            key=memory.key,
-            value=decode_value(memory.value),
-            memory_type=memory.memory_type,
-            tags=frozenset(memory.tags),
-            metadata=orjson.loads(orjson.dumps(memory.metadata)),
-            importance=memory.importance,
-            confidence=memory.confidence,
-            content_hash=memory.content_hash,
-            version=memory.version,
-            deleted=memory.deleted,
-            created_at=memory.created_on,
-            updated_at=memory.modified_on,
-            created_by=memory.created_by,
-            updated_by=memory.updated_by,
+        return trusted(
+            cls,
+            dict(
+                id=memory.id,
+                tenant=memory.tenant,
+                namespace=memory.namespace,
+                key=memory.key,
+                value=decode_value(memory.value),
+                memory_type=memory.memory_type,
+                tags=frozenset(memory.tags),
+                metadata=orjson.loads(orjson.dumps(memory.metadata)),
+                importance=memory.importance,
+                confidence=memory.confidence,
+                content_hash=memory.content_hash,
+                version=memory.version,
+                deleted=memory.deleted,
+                created_at=memory.created_on,
+                updated_at=memory.modified_on,
+                created_by=memory.created_by,
+                updated_by=memory.updated_by,
+            ),
         )
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Memory:
         """The public view of a current-state row (columns in ROW_COLUMNS order)."""
-        return cls.model_construct(
-            id=UUID(row[0]),
-            tenant=row[1],
-            namespace=row[2],
-            key=row[3],
-            value=decode_value(orjson.loads(row[4])),
-            content_hash=row[5],
-            memory_type=row[6],
-            tags=frozenset(orjson.loads(row[7])),
-            metadata=orjson.loads(row[8]),
-            importance=row[9],
-            confidence=row[10],
-            deleted=bool(row[11]),
-            version=row[12],
-            created_at=from_micros(row[13]),
-            updated_at=from_micros(row[14]),
-            created_by=row[15],
-            updated_by=row[16],
+        return trusted(
+            cls,
+            dict(
+                id=UUID(row[0]),
+                tenant=row[1],
+                namespace=row[2],
+                key=row[3],
+                value=_value_from_text(row[4]),
+                content_hash=row[5],
+                memory_type=row[6],
+                tags=frozenset(orjson.loads(row[7])),
+                metadata=orjson.loads(row[8]),
+                importance=row[9],
+                confidence=row[10],
+                deleted=bool(row[11]),
+                version=row[12],
+                created_at=from_micros(row[13]),
+                updated_at=from_micros(row[14]),
+                created_by=row[15],
+                updated_by=row[16],
+            ),
         )
 
 
@@ -116,17 +146,20 @@ class MemoryEvent(BaseModel):
             changed = ("value", "tags", "metadata", "memory_type", "importance")
         else:
             changed = ("deleted",)
-        return cls.model_construct(
-            memory_id=event.originator_id,
-            version=event.originator_version,
-            kind=event.kind,
-            at=event.timestamp,
-            actor=event.actor,
-            task_id=event.task_id,
-            source=event.source,
-            reason=event.reason,
-            changed=changed,
-            memory=Memory.from_aggregate(after),
-            prev_hash=event.prev_hash,
-            hash=event.digest(),
+        return trusted(
+            cls,
+            dict(
+                memory_id=event.originator_id,
+                version=event.originator_version,
+                kind=event.kind,
+                at=event.timestamp,
+                actor=event.actor,
+                task_id=event.task_id,
+                source=event.source,
+                reason=event.reason,
+                changed=changed,
+                memory=Memory.from_aggregate(after),
+                prev_hash=event.prev_hash,
+                hash=event.digest(),
+            ),
         )

@@ -55,11 +55,11 @@ from mnemolog.projections.current_state import (
     MetaCondition,
     SearchQuery,
     get_by_id_statement,
-    search_statement,
+    search_sql,
     to_micros,
 )
 from mnemolog.projections.projector import ProjectionStatus, Projector
-from mnemolog.projections.sql import compile_query, create_statements
+from mnemolog.projections.sql import create_statements
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -152,6 +152,7 @@ class MemoryStore:
     def close(self) -> None:
         """Closes the log's connections; a tenant view leaves them to its store."""
         if self._bound_tenant is None:
+            self._recorder.close_readers()
             self._app.close()
 
     def __enter__(self) -> MemoryStore:
@@ -414,9 +415,7 @@ class MemoryStore:
             if at_moment is None:
                 return None
             return self._visible(Memory.from_aggregate(at_moment), include_deleted)
-        with self._recorder.read_transaction() as cursor:
-            cursor.execute(self._get_by_id, {"b_id": memory_id.hex})
-            row = cursor.fetchone()
+        row = self._recorder.fetch_one(self._get_by_id, {"b_id": memory_id.hex})
         if row is None:
             return None
         return self._visible(Memory.from_row(row), include_deleted)
@@ -492,10 +491,8 @@ class MemoryStore:
             limit=_bounded_int(limit, "limit", 1, MAX_LIMIT),
             offset=_bounded_int(offset, "offset", 0, 2**62),
         )
-        sql, params = compile_query(search_statement(query), self._dialect)
-        with self._recorder.read_transaction() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
+        sql, params = search_sql(query, self._dialect)
+        rows = self._recorder.fetch_all(sql, params)
         return [Memory.from_row(row) for row in rows]
 
     # ---- internals -----------------------------------------------------------

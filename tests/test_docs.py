@@ -40,7 +40,7 @@ def test_python_examples_run(
     namespace: dict[str, object] = {"__name__": f"docs_{path.stem}"}
     for number, block in enumerate(python_blocks(path), start=1):
         code = compile(block, f"{path.name}, python block {number}", "exec")
-        exec(code, namespace)  # noqa: S102 - the documentation is ours
+        exec(code, namespace)
 
 
 @pytest.mark.parametrize(

@@ -178,7 +178,9 @@ safe_meta_values = (
     | st.lists(st.text(alphabet="ab", max_size=2), max_size=2)
     | st.dictionaries(st.sampled_from(["x", "y"]), safe_meta_scalars, max_size=2)
 )
-safe_metadata = st.dictionaries(st.sampled_from(META_KEYS), safe_meta_values, max_size=3)
+safe_metadata = st.dictionaries(
+    st.sampled_from(META_KEYS), safe_meta_values, max_size=3
+)
 
 tag_sets = st.frozensets(st.sampled_from(TAGS), max_size=3)
 optional_tags = st.none() | tag_sets
@@ -268,9 +270,9 @@ class Model:
             "importance": None if importance is None else float(importance),
             "confidence": None if confidence is None else float(confidence),
         }
-        return {
-            k: v for k, v in given.items() if v is not None and v is not UNSET
-        } | ({"value": value} if value is None else {})
+        return {k: v for k, v in given.items() if v is not None and v is not UNSET} | (
+            {"value": value} if value is None else {}
+        )
 
     def put_into(
         self,
@@ -572,10 +574,9 @@ class StoreMachine(RuleBasedStateMachine):
         if outcome:
             expected, actual = outcome
             assert len(actual) == len(batch)
-            last = {(i["namespace"], i["key"]): n for n, i in enumerate(batch)}
-            # Only the last item per key: see test_put_many_returns_each_write.
-            for (ns, key), n in last.items():
-                assert_matches(actual[n], (tenant, ns, key), expected[n])
+            # Each item comes back as it was stored, also for a key given twice.
+            for item, rec, memory in zip(batch, expected, actual, strict=True):
+                assert_matches(memory, (tenant, item["namespace"], item["key"]), rec)
 
     @rule(
         addr=st.sampled_from(ADDRS),
@@ -1073,9 +1074,7 @@ def test_searches_never_cross_tenants(
                 by_param = store.search(tenant=tenant, limit=10_000, **query)
                 by_view = store.tenant(tenant).search(limit=10_000, **query)
                 assert {m.tenant for m in by_param + by_view} <= {tenant}
-                assert [snapshot(m) for m in by_param] == [
-                    snapshot(m) for m in by_view
-                ]
+                assert [snapshot(m) for m in by_param] == [snapshot(m) for m in by_view]
                 assert found(by_param) == brute_force(model.recs, tenant, query)
         for addr in ADDRS:
             tenant, ns, key = addr
@@ -1162,6 +1161,22 @@ def test_namespace_prefix_matches_whole_segments_only(backend: str) -> None:
             assert {m.namespace for m in got} == expected, prefix
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=20, **SETTINGS)
+@given(
+    values=st.lists(st.integers(2, 4), min_size=1, max_size=3),
+)
+@example(values=[2, 3])
+def test_put_many_returns_each_write_as_stored(backend: str, values: list[int]) -> None:
+    with fresh_store(backend) as (store, _url):
+        model = Model()
+        items = [{"namespace": "user:a", "key": "k", "value": v} for v in values]
+        expected = model.put_many("default", items, None)
+        returned = store.put_many(items)
+        for memory, rec in zip(returned, expected, strict=True):
+            assert_matches(memory, ("default", "user:a", "k"), rec)
+
+
 # ---- known bugs (strict xfails) ---------------------------------------------------
 
 # The full JSON value domain: booleans next to 0 and 1, integral floats.
@@ -1174,16 +1189,20 @@ any_scalars = (
 )
 any_values = st.recursive(
     any_scalars | st.binary(max_size=4),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(max_size=2), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=2), inner, max_size=3)
+    ),
     max_leaves=5,
 )
 any_metadata = st.dictionaries(
     st.sampled_from(["a", "b"]),
     st.recursive(
         any_scalars,
-        lambda inner: st.lists(inner, max_size=2)
-        | st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=2),
+        lambda inner: (
+            st.lists(inner, max_size=2)
+            | st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=2)
+        ),
         max_leaves=4,
     ),
     max_size=2,
@@ -1299,36 +1318,20 @@ def test_where_on_large_integers_is_exact(
         for n, number in enumerate(stored):
             store.put("user:a", f"k{n}", n, metadata={"n": number})
             recs["default", "user:a", f"k{n}"] = Rec(
-                n, frozenset(), {"n": number}, "semantic", 0.5, 1.0, 1, False, None, None
+                n,
+                frozenset(),
+                {"n": number},
+                "semantic",
+                0.5,
+                1.0,
+                1,
+                False,
+                None,
+                None,
             )
         query = {"where": {"n": {op: operand}}}
         got = store.search(limit=10_000, **query)
         assert found(got) == brute_force(recs, "default", query)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "store.py _write_batch appends the same aggregate once per item and "
-        "converts them all after the batch, so put_many with a key twice "
-        "returns the final state for both items (the first item's version "
-        "and value are not what it wrote)"
-    ),
-)
-@pytest.mark.parametrize("backend", BACKENDS)
-@settings(max_examples=20, **SETTINGS)
-@given(
-    values=st.lists(st.integers(2, 4), min_size=1, max_size=3),
-)
-@example(values=[2, 3])
-def test_put_many_returns_each_write_as_stored(backend: str, values: list[int]) -> None:
-    with fresh_store(backend) as (store, _url):
-        model = Model()
-        items = [{"namespace": "user:a", "key": "k", "value": v} for v in values]
-        expected = model.put_many("default", items, None)
-        returned = store.put_many(items)
-        for memory, rec in zip(returned, expected, strict=True):
-            assert_matches(memory, ("default", "user:a", "k"), rec)
 
 
 def test_norm_tells_json_types_apart() -> None:

@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import mnemolog
-from mnemolog import MemoryStore, NotFound, TenantMismatch, ValidationError, VersionConflict
+from mnemolog import (
+    MemoryStore,
+    NotFound,
+    TenantMismatch,
+    ValidationError,
+    VersionConflict,
+)
 
 
 def test_put_then_get_returns_what_was_written(store: MemoryStore) -> None:
@@ -164,7 +170,7 @@ def test_as_of_reads_the_state_at_that_instant(store: MemoryStore) -> None:
     assert at_second is not None
     assert at_second.value == "second"
     with pytest.raises(ValidationError) as info:
-        store.get("project:x", "k", as_of=datetime(2030, 1, 1))  # noqa: DTZ001
+        store.get("project:x", "k", as_of=datetime(2030, 1, 1))
     assert info.value.field == "as_of"
     with pytest.raises(ValidationError):
         store.get("project:x", "k", as_of=between, version=1)
@@ -348,7 +354,12 @@ def test_put_many_is_atomic(store: MemoryStore) -> None:
         (lambda s: s.put("user:a", "k", 1, tenant="bad tenant"), "tenant"),
         (lambda s: s.put_many([{"namespace": "user:a", "key": "k"}]), "items[0].value"),
         (lambda s: s.put_many([{"key": "k", "value": 1}]), "items[0].namespace"),
-        (lambda s: s.put_many([{"namespace": "user:a", "key": "k", "value": 1, "x": 1}]), "items[0]"),
+        (
+            lambda s: s.put_many(
+                [{"namespace": "user:a", "key": "k", "value": 1, "x": 1}]
+            ),
+            "items[0]",
+        ),
         (lambda s: s.search(namespace_prefix="user:"), "namespace_prefix"),
         (lambda s: s.search(limit=0), "limit"),
         (lambda s: s.search(offset=-1), "offset"),
@@ -358,7 +369,7 @@ def test_put_many_is_atomic(store: MemoryStore) -> None:
         (lambda s: s.search(where={"a": {"$in": "abc"}}), "where.a"),
         (lambda s: s.search(where={"a": {"$exists": 1}}), "where.a"),
         (lambda s: s.search(tags_any=[]), "tags_any"),
-        (lambda s: s.search(updated_after=datetime(2020, 1, 1)), "updated_after"),  # noqa: DTZ001
+        (lambda s: s.search(updated_after=datetime(2020, 1, 1)), "updated_after"),
     ],
 )
 def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
@@ -427,7 +438,13 @@ def test_namespace_prefix_matches_whole_segments(populated: MemoryStore) -> None
     assert keys(populated.search(namespace_prefix="user:alice")) == {"a1", "a2"}
     assert keys(populated.search(namespace_prefix="user:al")) == {"c1"}
     assert keys(populated.search(namespace_prefix="user:a_ice")) == {"d1"}
-    assert keys(populated.search(namespace_prefix="user")) == {"a1", "a2", "b1", "c1", "d1"}
+    assert keys(populated.search(namespace_prefix="user")) == {
+        "a1",
+        "a2",
+        "b1",
+        "c1",
+        "d1",
+    }
     assert keys(populated.search(namespace_prefix="app")) == {"e1"}
     assert keys(populated.search(namespace_prefix="user:alice:prefs")) == {"a2"}
     assert populated.search(namespace_prefix="user:zed") == []
@@ -437,7 +454,10 @@ def test_search_by_type_and_tags(populated: MemoryStore) -> None:
     assert keys(populated.search(memory_type="semantic")) == {"a1", "b1", "e1"}
     assert keys(populated.search(tags_any=["y", "z"])) == {"a1", "b1", "d1"}
     assert keys(populated.search(tags_all=["x", "y"])) == {"a1"}
-    assert keys(populated.search(tags_all=["x"], namespace_prefix="user")) == {"a1", "a2"}
+    assert keys(populated.search(tags_all=["x"], namespace_prefix="user")) == {
+        "a1",
+        "a2",
+    }
     assert populated.search(tags_any=["nope"]) == []
 
 

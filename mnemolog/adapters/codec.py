@@ -14,7 +14,7 @@ from eventsourcing.persistence import (
     Transcoder,
     find_id_convertor,
 )
-from eventsourcing.utils import resolve_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
 from mnemolog.domain.chain import STORED_DIGEST, event_digest
 
@@ -42,6 +42,26 @@ class OrjsonTranscoder(Transcoder):
 class ChainedMapper(Mapper[Any]):
     """The library's mapper, plus: datetimes restored, and the digest of each
     chained event computed from its stored form before any upcasting."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[Any]) -> StoredEvent:
+        state = dict(vars(domain_event))
+        state.pop(STORED_DIGEST, None)  # a cache on the event, never stored
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        data = self.transcoder.encode(state)
+        if self.compressor:
+            data = self.compressor.compress(data)
+        if self.cipher:
+            data = self.cipher.encrypt(data)
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=get_topic(type(domain_event)),
+            state=data,
+        )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
         cls = resolve_topic(stored_event.topic)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, ClassVar
 from uuid import UUID, uuid5
 
@@ -25,6 +26,12 @@ MUTABLE_FIELDS = (
     "importance",
     "confidence",
 )
+
+
+@lru_cache(maxsize=8192)
+def _memory_id(tenant: str, namespace: str, key: str) -> UUID:
+    # A pure function of its arguments; cached because every read by key needs it.
+    return uuid5(MEMORY_ID_NAMESPACE, canonical_json([tenant, namespace, key]).hex())
 
 
 @dataclass(frozen=True)
@@ -68,17 +75,22 @@ class Memory(Aggregate):
         prev_hash: str
 
         def digest(self) -> str:
-            """This event's hash as stored; the next event carries it as prev_hash."""
+            """This event's hash as stored; the next event carries it as prev_hash.
+
+            Computed once and kept on the event (the codec never stores it).
+            """
+            cached = self.__dict__.get(STORED_DIGEST)
+            if isinstance(cached, str):
+                return cached
             state = dict(vars(self))
-            stored = state.get(STORED_DIGEST)
-            if isinstance(stored, str):
-                return stored
             originator_id = state.pop("originator_id")
             version = state.pop("originator_version")
             class_version = getattr(type(self), "class_version", 1)
             if class_version > 1:
                 state["class_version"] = class_version
-            return event_digest(get_topic(type(self)), originator_id, version, state)
+            digest = event_digest(get_topic(type(self)), originator_id, version, state)
+            self.__dict__[STORED_DIGEST] = digest
+            return digest
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, Memory)

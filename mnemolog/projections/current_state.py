@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import cache
+from datetime import UTC, datetime, timedelta
+from functools import cache, lru_cache
 from typing import Any
 
 import orjson
@@ -29,10 +29,10 @@ from sqlalchemy import (
     delete,
     false,
     insert,
+    literal_column,
     not_,
     or_,
     select,
-    true,
     update,
 )
 from sqlalchemy.engine import Dialect
@@ -138,11 +138,12 @@ def to_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def from_micros(micros: int) -> datetime:
     """The inverse of :func:`to_micros`."""
-    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(
-        microsecond=micros % 1_000_000
-    )
+    return EPOCH + timedelta(microseconds=micros)
 
 
 def dumps(obj: JSON) -> str:
@@ -383,89 +384,152 @@ class SearchQuery:
     offset: int = 0
 
 
-def search_statement(query: SearchQuery) -> Select[Any]:
-    """The SELECT for a search; every filter narrows an indexed range."""
-    m = memories
-    conditions: list[ColumnElement[bool]] = [m.c.tenant == query.tenant]
+Shape = tuple[tuple[Any, ...], ...]
+"""What a search filters on, without the values: its compiled SQL's cache key."""
+
+
+def search_sql(query: SearchQuery, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """SQL text and parameters for a search.
+
+    The SQL depends only on which filters are present (the shape); it is
+    compiled once per shape and dialect, and the values travel as parameters.
+    """
+    params: dict[str, Any] = {
+        "tenant": query.tenant,
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+    shape: list[tuple[Any, ...]] = []
     if not query.include_deleted:
-        conditions.append(m.c.deleted == false())
+        shape.append(("live",))
     if query.namespace_prefix is not None:
         low = namespace_path(query.namespace_prefix)
-        high = low[:-1] + ";"  # ';' sorts right after ':'
-        conditions.append(m.c.ns_path >= low)
-        conditions.append(m.c.ns_path < high)
+        params["ns_low"], params["ns_high"] = low, low[:-1] + ";"  # ';' follows ':'
+        shape.append(("prefix",))
     if query.memory_type is not None:
-        conditions.append(m.c.memory_type == query.memory_type)
+        params["memory_type"] = query.memory_type
+        shape.append(("type",))
     if query.updated_after is not None:
-        conditions.append(m.c.updated_at > query.updated_after)
+        params["after"] = query.updated_after
+        shape.append(("after",))
     if query.updated_before is not None:
-        conditions.append(m.c.updated_at < query.updated_before)
+        params["before"] = query.updated_before
+        shape.append(("before",))
     if query.tags_any:
-        conditions.append(
-            m.c.id.in_(
-                select(memory_tags.c.memory_id).where(
-                    memory_tags.c.tenant == query.tenant,
-                    memory_tags.c.tag.in_(query.tags_any),
-                )
+        for i, tag in enumerate(query.tags_any):
+            params[f"any{i}"] = tag
+        shape.append(("tags_any", len(query.tags_any)))
+    for i, tag in enumerate(query.tags_all):
+        params[f"all{i}"] = tag
+        shape.append(("tag_all", i))
+    for i, condition in enumerate(query.where):
+        params[f"path{i}"] = condition.path
+        operands = condition.operand if condition.op == "$in" else (condition.operand,)
+        kinds = []
+        for j, operand in enumerate(operands):
+            if condition.op == "$exists":
+                kinds.append("bool")
+                continue
+            vtype, vnum, vtext = typed_cell(operand)
+            kinds.append(vtype)
+            params[f"num{i}_{j}"], params[f"text{i}_{j}"] = vnum, vtext
+        shape.append(("meta", i, condition.op, tuple(kinds), condition.operand is True))
+    return _compiled_search(tuple(shape), query.order_by, dialect), params
+
+
+@lru_cache(maxsize=1024)
+def _compiled_search(shape: Shape, order_by: str, dialect: Dialect) -> str:
+    m = memories
+    conditions: list[ColumnElement[bool]] = [m.c.tenant == bindparam("tenant")]
+    for part in shape:
+        kind = part[0]
+        if kind == "live":
+            conditions.append(m.c.deleted == false())
+        elif kind == "prefix":
+            conditions.append(m.c.ns_path >= bindparam("ns_low"))
+            conditions.append(m.c.ns_path < bindparam("ns_high"))
+        elif kind == "type":
+            conditions.append(m.c.memory_type == bindparam("memory_type"))
+        elif kind == "after":
+            conditions.append(m.c.updated_at > bindparam("after"))
+        elif kind == "before":
+            conditions.append(m.c.updated_at < bindparam("before"))
+        elif kind == "tags_any":
+            tags: list[Any] = [bindparam(f"any{i}") for i in range(part[1])]
+            conditions.append(m.c.id.in_(_tagged(memory_tags.c.tag.in_(tags))))
+        elif kind == "tag_all":
+            conditions.append(
+                m.c.id.in_(_tagged(memory_tags.c.tag == bindparam(f"all{part[1]}")))
             )
-        )
-    for tag in query.tags_all:
-        conditions.append(
-            m.c.id.in_(
-                select(memory_tags.c.memory_id).where(
-                    memory_tags.c.tenant == query.tenant, memory_tags.c.tag == tag
-                )
-            )
-        )
-    for condition in query.where:
-        conditions.append(_meta_condition(query.tenant, condition))
-    column_name = query.order_by.lstrip("-")
-    column = m.c[ORDER_COLUMNS[column_name]]
-    order = column.desc() if query.order_by.startswith("-") else column.asc()
-    return (
+        else:
+            _, i, op, kinds, exists = part
+            conditions.append(_meta_condition(i, op, kinds, exists))
+    column = m.c[ORDER_COLUMNS[order_by.lstrip("-")]]
+    order = column.desc() if order_by.startswith("-") else column.asc()
+    statement = (
         select(*(m.c[name] for name in ROW_COLUMNS))
         .where(and_(*conditions))
         .order_by(order, m.c.id)
-        .limit(query.limit)
-        .offset(query.offset)
+        .limit(bindparam("limit", type_=BigInteger))
+        .offset(bindparam("offset", type_=BigInteger))
+    )
+    return compile_sql(statement, dialect)
+
+
+def _tagged(condition: ColumnElement[bool]) -> Select[Any]:
+    return select(memory_tags.c.memory_id).where(
+        memory_tags.c.tenant == bindparam("tenant"), condition
     )
 
 
-def _meta_condition(tenant: str, condition: MetaCondition) -> ColumnElement[bool]:
+def _meta_condition(
+    i: int, op: str, kinds: tuple[str, ...], exists: bool
+) -> ColumnElement[bool]:
     mm = memory_meta
-    base = [mm.c.tenant == tenant, mm.c.path == condition.path]
-    op, operand = condition.op, condition.operand
 
     def having(*extra: ColumnElement[bool]) -> ColumnElement[bool]:
-        return memories.c.id.in_(select(mm.c.memory_id).where(*base, *extra))
+        return memories.c.id.in_(
+            select(mm.c.memory_id).where(
+                mm.c.tenant == bindparam("tenant"),
+                mm.c.path == bindparam(f"path{i}"),
+                *extra,
+            )
+        )
+
+    def equals(j: int) -> list[ColumnElement[bool]]:
+        vtype = kinds[j]
+        conditions: list[ColumnElement[bool]] = [mm.c.vtype == _vtype(vtype)]
+        if vtype in ("num", "bool"):
+            conditions.append(mm.c.vnum == bindparam(f"num{i}_{j}", type_=Float))
+        elif vtype in ("str", "json"):
+            conditions.append(mm.c.vtext == bindparam(f"text{i}_{j}", type_=Text))
+        return conditions
 
     if op == "$exists":
-        return having() if operand else not_(having())
+        return having() if exists else not_(having())
     if op == "$in":
-        return or_(*(having(*_equals(v)) for v in operand)) if operand else false()
+        if not kinds:
+            return false()
+        return or_(*(having(*equals(j)) for j in range(len(kinds))))
     if op == "$eq":
-        return having(*_equals(operand))
+        return having(*equals(0))
     if op == "$ne":
-        return not_(having(*_equals(operand)))
-    comparison = {"$gt": "__gt__", "$gte": "__ge__", "$lt": "__lt__", "$lte": "__le__"}[
-        op
-    ]
-    if isinstance(operand, str):
-        return having(mm.c.vtype == "str", getattr(mm.c.vtext, comparison)(operand))
-    return having(mm.c.vtype == "num", getattr(mm.c.vnum, comparison)(float(operand)))
+        return not_(having(*equals(0)))
+    compare = {"$gt": "__gt__", "$gte": "__ge__", "$lt": "__lt__", "$lte": "__le__"}[op]
+    if kinds[0] == "str":
+        operand = getattr(mm.c.vtext, compare)(bindparam(f"text{i}_0", type_=Text))
+        return having(mm.c.vtype == _vtype("str"), operand)
+    operand = getattr(mm.c.vnum, compare)(bindparam(f"num{i}_0", type_=Float))
+    return having(mm.c.vtype == _vtype("num"), operand)
 
 
-def _equals(operand: JSON) -> list[ColumnElement[bool]]:
-    vtype, vnum, vtext = typed_cell(operand)
-    mm = memory_meta
-    conditions: list[ColumnElement[bool]] = [mm.c.vtype == vtype]
-    if vnum is not None:
-        conditions.append(mm.c.vnum == vnum)
-    if vtext is not None:
-        conditions.append(mm.c.vtext == vtext)
-    if vtype == "null":
-        conditions.append(true())
-    return conditions
+VTYPES = frozenset({"null", "bool", "num", "str", "json"})
+
+
+def _vtype(vtype: str) -> ColumnElement[Any]:
+    # A constant in the SQL text: compiled statements take no other literal values.
+    assert vtype in VTYPES
+    return literal_column(f"'{vtype}'")
 
 
 def get_by_id_statement(dialect: Dialect) -> str:

@@ -30,8 +30,6 @@ class FakeClock:
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-
-
 def start_memory(
     *,
     tenant: str = "acme",
@@ -65,7 +63,6 @@ def start_memory(
             actor=actor, task_id=task_id, source=source, reason=reason
         ),
     )
-
 
 
 def value_change(value: Any) -> dict[str, Any]:

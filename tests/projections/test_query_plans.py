@@ -16,9 +16,8 @@ from mnemolog.projections.current_state import (
     MetaCondition,
     SearchQuery,
     get_by_id_statement,
-    search_statement,
+    search_sql,
 )
-from mnemolog.projections.sql import compile_query
 
 # "SCAN t" and "SCAN t USING INDEX i" both read every row of a table or index.
 FULL_SCAN = re.compile(r"\bSCAN (memories|memory_tags|memory_meta)\b")
@@ -63,7 +62,9 @@ SEARCHES: dict[str, SearchQuery] = {
     "where string": SearchQuery(
         tenant="t1", where=(MetaCondition("lang", "$eq", "fr"),)
     ),
-    "where in": SearchQuery(tenant="t1", where=(MetaCondition("score", "$in", (1, 2)),)),
+    "where in": SearchQuery(
+        tenant="t1", where=(MetaCondition("score", "$in", (1, 2)),)
+    ),
     "where exists": SearchQuery(
         tenant="t1", where=(MetaCondition("lang", "$exists", True),)
     ),
@@ -95,8 +96,8 @@ def plan(db: sqlite3.Connection, sql: str, params: Any) -> list[str]:
 
 @pytest.mark.parametrize("name", list(SEARCHES))
 def test_search_path_uses_indexes(db: sqlite3.Connection, name: str) -> None:
-    sql, params = compile_query(search_statement(SEARCHES[name]), sqlite_sql_dialect())
-    steps = plan(db, sql, dict(params))
+    sql, params = search_sql(SEARCHES[name], sqlite_sql_dialect())
+    steps = plan(db, sql, params)
     assert steps, "no plan"
     scans = [step for step in steps if FULL_SCAN.search(step)]
     assert scans == [], f"{name}: full scan in {steps}"
