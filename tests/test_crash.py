@@ -50,10 +50,8 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, seed: int) -> None:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert child.stdout is not None
-        seen = 0
-        for line in child.stdout:
+        for seen, line in enumerate(child.stdout, start=1):
             acknowledged = max(acknowledged, int(line))
-            seen += 1
             if seen >= stop_after:
                 break
         child.send_signal(signal.SIGKILL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -205,7 +206,7 @@ def test_history_lists_every_change_with_who_and_the_value_after(
     assert [h.memory.value for h in history] == [1, 2, 2, 2]
     assert [h.memory.deleted for h in history] == [False, False, True, False]
     assert history[0].prev_hash == "0" * 64
-    for earlier, later in zip(history, history[1:], strict=False):
+    for earlier, later in itertools.pairwise(history):
         assert later.prev_hash == earlier.hash
         assert later.at >= earlier.at
     assert store.history("user:a", "missing") == []
