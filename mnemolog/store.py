@@ -627,12 +627,18 @@ class MemoryStore:
         )
 
     def _load(self, memory_id: UUID) -> domain.Memory | None:
-        try:
-            memory: object = self._app.repository.get(memory_id)
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(memory, domain.Memory)
-        return memory
+        return self._load_many([memory_id]).get(memory_id)
+
+    def _load_many(self, memory_ids: list[UUID]) -> dict[UUID, domain.Memory]:
+        """Folds the streams of many memories, read from the log in one query."""
+        memories: dict[UUID, domain.Memory] = {}
+        for stored in self._recorder.select_streams(memory_ids):
+            event = self._app.mapper.to_domain_event(stored)
+            assert isinstance(event, domain.Memory.Event)
+            folded = event.mutate(memories.get(event.originator_id))
+            assert folded is not None
+            memories[event.originator_id] = folded
+        return memories
 
     def _replay(self, memory_id: UUID, *, version: int) -> domain.Memory | None:
         try:
@@ -645,16 +651,13 @@ class MemoryStore:
     def _write_batch(
         self, items: list[_PutItem], provenance: Provenance
     ) -> list[Memory]:
+        ids = [domain.Memory.create_id(i.tenant, i.namespace, i.key) for i in items]
         for _attempt in range(self._settings.write_retries + 1):
-            loaded: dict[UUID, domain.Memory] = {}
+            loaded = self._load_many(list(dict.fromkeys(ids)))
+            changed: dict[UUID, domain.Memory] = {}
             results: list[Memory] = []
-            for item in items:
-                memory_id = domain.Memory.create_id(
-                    item.tenant, item.namespace, item.key
-                )
-                memory: domain.Memory | None = loaded.get(memory_id) or self._load(
-                    memory_id
-                )
+            for memory_id, item in zip(ids, items, strict=True):
+                memory = loaded.get(memory_id)
                 actual = memory.version if memory is not None else 0
                 if (
                     item.expected_version is not None
@@ -666,10 +669,10 @@ class MemoryStore:
                         actual=actual,
                     )
                 memory = self._apply_put(memory, item, provenance)
-                loaded[memory_id] = memory
+                loaded[memory_id] = changed[memory_id] = memory
                 results.append(Memory.from_aggregate(memory))
             try:
-                self._save(*loaded.values())
+                self._save(*changed.values())
             except IntegrityError:
                 if any(item.expected_version is not None for item in items):
                     raise self._conflict(items) from None

@@ -111,6 +111,28 @@ class LogRecorder(SQLiteProcessRecorder):
             self._readers.clear()
         self._local = threading.local()
 
+    def select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
+        """Every event of the given streams, stream by stream, oldest first."""
+        events: list[StoredEvent] = []
+        for start in range(0, len(originator_ids), 500):
+            chunk = [i.hex for i in originator_ids[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            statement = (
+                "SELECT originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+                "ORDER BY originator_id, originator_version"
+            )
+            events.extend(
+                StoredEvent(
+                    originator_id=UUID(row[0]),
+                    originator_version=row[1],
+                    topic=row[2],
+                    state=row[3],
+                )
+                for row in self.fetch_all(statement, chunk)
+            )
+        return events
+
     def select_events(
         self,
         originator_id: UUID | str,
