@@ -239,10 +239,12 @@ class Memory(Aggregate):
         """
         if self.deleted:
             raise NotFound(f"{self.namespace}/{self.key} is deleted")
+        # Compared as JSON: in Python 1 == 1.0 == True, in a memory they differ.
         diff = {
             name: new
             for name, new in changes.items()
-            if name in MUTABLE_FIELDS and getattr(self, name) != new
+            if name in MUTABLE_FIELDS
+            and canonical_json(getattr(self, name)) != canonical_json(new)
         }
         if not diff and not force:
             return False

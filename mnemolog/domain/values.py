@@ -34,7 +34,7 @@ MIN_INT = -(2**63)
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.@+=-]{1,128}")
 _TENANT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 and C1 control characters
 
 # Tags that mark the wire form of values; see encode_value.
 _BYTES_TAG = "$bytes"
@@ -70,14 +70,14 @@ def _encode(value: Any, path: str, depth: int, *, plain: bool) -> JSON:
     if isinstance(value, int):
         if not MIN_INT <= value <= MAX_INT:
             raise ValidationError(path, "integers must fit in 64 bits (signed)")
-        return value
+        return int(value)  # an IntEnum or other subclass is stored as its number
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(path, "numbers must be finite (no NaN or infinity)")
-        return value
+        return float(value)  # numpy.float64 and other subclasses become plain floats
     if isinstance(value, str):
         _check_text(value, path)
-        return value
+        return str(value)
     if isinstance(value, bytes | bytearray | memoryview):
         if plain:
             raise ValidationError(path, "must hold JSON values only, not bytes")
@@ -88,6 +88,7 @@ def _encode(value: Any, path: str, depth: int, *, plain: bool) -> JSON:
             if not isinstance(k, str):
                 raise ValidationError(path, "object keys must be strings")
             _check_text(k, f"{path} key")
+            k = str(k)
             encoded[k] = _encode(v, f"{path}.{k}", depth + 1, plain=plain)
         if not plain and len(encoded) == 1 and next(iter(encoded)) in _RESERVED:
             return {_DICT_TAG: encoded}

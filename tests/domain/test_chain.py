@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -74,7 +75,7 @@ def test_first_event_links_to_genesis() -> None:
 def test_each_event_links_to_the_digest_of_the_one_before() -> None:
     events = stream()
     assert len(events) == 5
-    for previous, event in zip(events, events[1:], strict=False):
+    for previous, event in pairwise(events):
         assert event.prev_hash == previous.digest()
 
 

@@ -262,13 +262,10 @@ def test_not_found_is_a_lookup_error() -> None:
         memory.revise({}, BOB)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="revise() diffs with Python ==, so 1 -> True (or 1.0) is 'no change'",
-)
 @pytest.mark.parametrize(
     ("old", "new"),
     [(1, True), (0, False), (1, 1.0), ([1], [True]), ({"n": 0}, {"n": False})],
+    ids=["1-True", "0-False", "1-1.0", "list", "dict"],
 )
 def test_revise_to_a_value_that_is_python_equal_but_different_json_is_recorded(
     old: Any, new: Any
@@ -283,11 +280,6 @@ def test_revise_to_a_value_that_is_python_equal_but_different_json_is_recorded(
     assert repr(memory.value) == repr(changes["value"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="revise() diffs with Python ==, so metadata {'n': 1} -> {'n': True} "
-    "is dropped",
-)
 def test_revise_of_metadata_from_one_to_true_is_recorded() -> None:
     memory = start_memory(metadata={"n": 1})
     assert memory.revise({"metadata": {"n": True}}, BOB) is True
