@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
@@ -651,50 +652,24 @@ class MemoryStore:
     def _write_batch(
         self, items: list[_PutItem], provenance: Provenance
     ) -> list[Memory]:
-        ids = [domain.Memory.create_id(i.tenant, i.namespace, i.key) for i in items]
-        for _attempt in range(self._settings.write_retries + 1):
-            loaded = self._load_many(list(dict.fromkeys(ids)))
-            changed: dict[UUID, domain.Memory] = {}
-            results: list[Memory] = []
-            for memory_id, item in zip(ids, items, strict=True):
-                memory = loaded.get(memory_id)
-                actual = memory.version if memory is not None else 0
-                if (
-                    item.expected_version is not None
-                    and item.expected_version != actual
-                ):
-                    raise VersionConflict(
-                        f"{item.namespace}/{item.key}",
-                        expected=item.expected_version,
-                        actual=actual,
-                    )
-                memory = self._apply_put(memory, item, provenance)
-                loaded[memory_id] = changed[memory_id] = memory
-                results.append(Memory.from_aggregate(memory))
-            try:
-                self._save(*changed.values())
-            except IntegrityError:
-                if any(item.expected_version is not None for item in items):
-                    raise self._conflict(items) from None
-                continue
-            return results
-        raise VersionConflict("put", expected=-1, actual=-1)  # pragma: no cover
-
-    def _conflict(self, items: list[_PutItem]) -> VersionConflict:
-        for item in items:
-            if item.expected_version is None:
-                continue
-            memory = self._load(
-                domain.Memory.create_id(item.tenant, item.namespace, item.key)
+        targets = [
+            _Target(
+                domain.Memory.create_id(i.tenant, i.namespace, i.key),
+                f"{i.namespace}/{i.key}",
+                i.expected_version,
             )
-            actual = memory.version if memory is not None else 0
-            if actual != item.expected_version:
-                return VersionConflict(
-                    f"{item.namespace}/{item.key}",
-                    expected=item.expected_version,
-                    actual=actual,
-                )
-        return VersionConflict("put_many", expected=-1, actual=-1)
+            for i in items
+        ]
+
+        def decide(loaded: dict[UUID, domain.Memory]) -> list[Memory]:
+            results = []
+            for target, item in zip(targets, items, strict=True):
+                memory = self._apply_put(loaded.get(target.memory_id), item, provenance)
+                loaded[target.memory_id] = memory
+                results.append(Memory.from_aggregate(memory))
+            return results
+
+        return self._transact(targets, decide)
 
     def _apply_put(
         self, memory: domain.Memory | None, item: _PutItem, provenance: Provenance
@@ -728,33 +703,64 @@ class MemoryStore:
         command: Callable[[domain.Memory], object],
         expected_version: int | None,
     ) -> Memory:
-        memory_id = domain.Memory.create_id(tenant, namespace, key)
-        for _attempt in range(self._settings.write_retries + 1):
-            memory = self._load(memory_id)
+        target = _Target(
+            domain.Memory.create_id(tenant, namespace, key),
+            f"{namespace}/{key}",
+            expected_version,
+        )
+
+        def decide(loaded: dict[UUID, domain.Memory]) -> list[Memory]:
+            memory = loaded.get(target.memory_id)
             if memory is None:
                 raise NotFound(f"no memory {namespace}/{key} in tenant {tenant!r}")
-            if expected_version is not None and expected_version != memory.version:
-                raise VersionConflict(
-                    f"{namespace}/{key}",
-                    expected=expected_version,
-                    actual=memory.version,
-                )
             command(memory)
+            return [Memory.from_aggregate(memory)]
+
+        return self._transact([target], decide)[0]
+
+    def _transact(
+        self,
+        targets: list[_Target],
+        decide: Callable[[dict[UUID, domain.Memory]], list[Memory]],
+    ) -> list[Memory]:
+        """Loads the streams, runs the commands, saves their events atomically.
+
+        A writer that lost a race to another (the log refused a version already
+        taken) is retried on the new state, unless the caller expected a
+        version: then it gets VersionConflict, and nothing is written.
+        """
+        ids = list(dict.fromkeys(t.memory_id for t in targets))
+        for _attempt in range(self._settings.write_retries + 1):
+            loaded = self._load_many(ids)
+            self._check_versions(targets, loaded)
+            results = decide(loaded)
             try:
-                self._save(memory)
+                self._save(*(loaded[i] for i in ids if i in loaded))
             except IntegrityError:
-                if expected_version is not None:
-                    latest = self._load(memory_id)
-                    raise VersionConflict(
-                        f"{namespace}/{key}",
-                        expected=expected_version,
-                        actual=latest.version if latest else 0,
-                    ) from None
+                if any(t.expected_version is not None for t in targets):
+                    self._check_versions(targets, self._load_many(ids))
                 continue
-            return Memory.from_aggregate(memory)
+            return results
+        subject = ", ".join(t.subject for t in targets[:3])
         raise VersionConflict(
-            f"{namespace}/{key}", expected=-1, actual=-1
-        )  # pragma: no cover
+            f"{subject}: still contended after {self._settings.write_retries} retries",
+            expected=-1,
+            actual=-1,
+        )
+
+    @staticmethod
+    def _check_versions(
+        targets: list[_Target], loaded: dict[UUID, domain.Memory]
+    ) -> None:
+        for target in targets:
+            if target.expected_version is None:
+                continue
+            memory = loaded.get(target.memory_id)
+            actual = memory.version if memory is not None else 0
+            if actual != target.expected_version:
+                raise VersionConflict(
+                    target.subject, expected=target.expected_version, actual=actual
+                )
 
     def _save(self, *memories: domain.Memory) -> None:
         if any(m.pending_events for m in memories):
@@ -763,6 +769,15 @@ class MemoryStore:
     @staticmethod
     def _visible(memory: Memory, include_deleted: bool) -> Memory | None:
         return None if memory.deleted and not include_deleted else memory
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A memory a write touches, and the version the caller expects it at."""
+
+    memory_id: UUID
+    subject: str
+    expected_version: int | None
 
 
 class _PutItem:
