@@ -1,9 +1,10 @@
 """Core benchmark: writes, reads, time travel and search, ops/s with p50/p99.
 
-Run by hand: ``.venv/bin/python bench/core.py [--quick]``. Prints one table per
-store URL, side by side in one run. If LangGraph's SqliteStore is importable
-(install ``langgraph-checkpoint-sqlite`` in the benchmark's environment only),
-the same put/get/prefix-search work runs on it too, as shipped.
+Run by hand: ``.venv/bin/python bench/core.py [--quick]``. Prints one column
+per store, side by side in one run. If LangGraph's SqliteStore is importable
+(install ``langgraph-checkpoint-sqlite`` in the benchmark's environment only,
+see bench/README.md), the same put/batch/get/prefix-search work runs on it
+too, as shipped and tuned.
 """
 
 from __future__ import annotations
@@ -120,15 +121,20 @@ def bench_store(url: str, n: int) -> list[dict[str, Any]]:
     return results
 
 
-def bench_langgraph(path: str, n: int) -> list[dict[str, Any]] | None:
-    """The same put/get/prefix search on LangGraph's SqliteStore, if installed."""
+def bench_langgraph(path: str, n: int, *, tuned: bool) -> list[dict[str, Any]] | None:
+    """The same work on LangGraph's SqliteStore, if installed (as shipped, or tuned)."""
     try:
         import sqlite3
 
+        from langgraph.store.base import PutOp
         from langgraph.store.sqlite import SqliteStore
     except ImportError:
         return None
+    # What SqliteStore.from_conn_string does.
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    if tuned:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
     store = SqliteStore(conn)
     store.setup()
     value = {"text": "the user prefers window seats on morning flights", "n": 0}
@@ -141,13 +147,28 @@ def bench_langgraph(path: str, n: int) -> list[dict[str, Any]] | None:
             n,
         ),
         measure(
+            "put_many (100 per batch), items/s",
+            lambda b: store.batch(
+                [
+                    PutOp(("project", f"p{b}"), f"k{j}", {**value, "n": j})
+                    for j in range(100)
+                ]
+            ),
+            max(1, n // 100),
+            per_op=100,
+        ),
+        measure(
             "get by key",
             lambda i: store.get(("user", f"u{i % 100}", "prefs"), f"k{i}"),
             n,
         ),
     ]
-    for i in range(10_000):
-        store.put(("app", "search", f"ns{i % 100}"), f"k{i}", {"n": i})
+    store.batch(
+        [
+            PutOp(("app", "search", f"ns{i % 100}"), f"k{i}", {"n": i})
+            for i in range(10_000)
+        ]
+    )
     results.append(
         measure(
             "search prefix (100 hits of 10k)",
@@ -210,9 +231,10 @@ def main() -> None:
                 f"sqlite:///{tmp}/normal.db?synchronous=normal", n
             ),
         }
-        peer = bench_langgraph(f"{tmp}/langgraph.db", n)
-        if peer is not None:
-            columns["LangGraph SqliteStore (as shipped)"] = peer
+        for tuned, label in ((False, "as shipped"), (True, "WAL + NORMAL")):
+            peer = bench_langgraph(f"{tmp}/langgraph-{tuned}.db", n, tuned=tuned)
+            if peer is not None:
+                columns[f"LangGraph SqliteStore ({label})"] = peer
     print(
         f"mnemolog core benchmark, {n} operations per row (python {sys.version.split()[0]})\n"
     )
