@@ -574,3 +574,37 @@ def test_reopening_a_file_store_keeps_everything(tmp_path: object) -> None:
         assert read.version == 2
         assert store.get("user:a", "k", version=1).value == b"bytes"  # type: ignore[union-attr]
         assert keys(store.search(tags_any=["t"])) == {"k"}
+
+
+def test_metadata_keys_with_dots_are_refused(store: MemoryStore) -> None:
+    with pytest.raises(ValidationError) as info:
+        store.put("user:a", "k", 1, metadata={"a": {"b": 1}, "a.b": 2})
+    assert info.value.field == "metadata.a.b"
+    assert store.get("user:a", "k") is None
+
+
+def test_where_on_large_integers_is_exact(store: MemoryStore) -> None:
+    store.put("user:a", "low", 1, metadata={"n": 2**53})
+    store.put("user:a", "high", 1, metadata={"n": 2**53 + 1})
+    assert keys(store.search(where={"n": 2**53 + 1})) == {"high"}
+    assert keys(store.search(where={"n": {"$gt": 2**53}})) == {"high"}
+    assert keys(store.search(where={"n": {"$lte": 2**53}})) == {"low"}
+    assert keys(store.search(where={"n": float(2**53)})) == {"low"}
+
+
+def test_a_failing_projection_is_not_taken_for_a_version_race(
+    store: MemoryStore,
+) -> None:
+    projection = store._recorder.projector.projections[0]  # type: ignore[union-attr]  # noqa: SLF001
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("read model down")
+
+    original, projection.handle = projection.handle, broken  # type: ignore[method-assign]
+    try:
+        with pytest.raises(mnemolog.ProjectionError):
+            store.put("user:a", "k", 1)
+    finally:
+        projection.handle = original  # type: ignore[method-assign]
+    assert store.get("user:a", "k") is None
+    assert store.history("user:a", "k") == []

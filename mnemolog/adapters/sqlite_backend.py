@@ -28,6 +28,7 @@ from eventsourcing.utils import Environment, EnvType
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Dialect
 
+from mnemolog.domain.errors import ProjectionError
 from mnemolog.projections.projector import Projector
 from mnemolog.projections.sql import DbCursor
 
@@ -178,7 +179,13 @@ class LogRecorder(SQLiteProcessRecorder):
         domain_events = kwargs.pop("projected_events", None)
         positions = super()._insert_events(c, stored_events, **kwargs)
         if self.projector is not None and domain_events and positions:
-            self.projector.apply_inline(c, domain_events, positions)
+            try:
+                self.projector.apply_inline(c, domain_events, positions)
+            except Exception as e:
+                # Never let a read model's failure pass for the log's own
+                # IntegrityError, which callers take as a lost version race.
+                msg = f"projection failed; nothing was written: {e!r}"
+                raise ProjectionError(msg) from e
         return positions
 
     @contextmanager

@@ -38,3 +38,7 @@ class TenantMismatch(MnemologError):
 
 class IntegrityViolation(MnemologError):
     """The log contradicts itself: a hash chain or a stream is broken."""
+
+
+class ProjectionError(MnemologError):
+    """A read model could not apply an event; the write was rolled back."""

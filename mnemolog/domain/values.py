@@ -233,7 +233,21 @@ def check_metadata(metadata: object) -> dict[str, JSON]:
         raise ValidationError("metadata", "must be a JSON object (a dict)")
     plain = _encode(metadata, "metadata", 0, plain=True)
     assert isinstance(plain, dict)
+    _check_metadata_keys(plain, "metadata")
     return plain
+
+
+def _check_metadata_keys(obj: Mapping[str, JSON], path: str) -> None:
+    # Queries address nested keys as "a.b", so a key may not hold a dot itself.
+    for key, value in obj.items():
+        if not key or "." in key:
+            raise ValidationError(
+                f"{path}.{key}",
+                "metadata keys must be non-empty and hold no '.': nest objects "
+                "instead ({'a': {'b': 1}} is queried as 'a.b')",
+            )
+        if isinstance(value, Mapping):
+            _check_metadata_keys(value, f"{path}.{key}")
 
 
 def check_memory_type(memory_type: object, *, extra_types: Iterable[str] = ()) -> str:

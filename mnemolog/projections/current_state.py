@@ -21,6 +21,7 @@ from sqlalchemy import (
     Float,
     Index,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
@@ -93,7 +94,9 @@ memory_meta = Table(
     Column("path", String(512), primary_key=True),
     Column("tenant", String(64), nullable=False),
     Column("vtype", String(8), nullable=False),
-    Column("vnum", Float),
+    # NUMERIC keeps integers exact (SQLite stores them as INTEGER, floats as
+    # REAL, and compares the two by value), so 2**53 + 1 is not 2**53.
+    Column("vnum", Numeric(asdecimal=False)),
     Column("vtext", Text),
     Index("ix_memory_meta_num", "tenant", "path", "vnum"),
     Index("ix_memory_meta_text", "tenant", "path", "vtext"),
@@ -158,9 +161,13 @@ def namespace_path(namespace: str) -> str:
 
 def flatten_metadata(
     metadata: Mapping[str, JSON], prefix: str = ""
-) -> list[tuple[str, str, float | None, str | None]]:
-    """(path, type, number, text) rows: every key; nested keys as ``a.b``."""
-    rows: list[tuple[str, str, float | None, str | None]] = []
+) -> list[tuple[str, str, int | float | None, str | None]]:
+    """(path, type, number, text) rows: every key; nested keys as ``a.b``.
+
+    Metadata keys hold no dots (see ``values.check_metadata``), so paths are
+    unique.
+    """
+    rows: list[tuple[str, str, int | float | None, str | None]] = []
     for name, value in metadata.items():
         path = prefix + name
         rows.append((path, *typed_cell(value)))
@@ -169,14 +176,14 @@ def flatten_metadata(
     return rows
 
 
-def typed_cell(value: JSON) -> tuple[str, float | None, str | None]:
+def typed_cell(value: JSON) -> tuple[str, int | float | None, str | None]:
     """How one metadata value is stored for comparison."""
     if value is None:
         return ("null", None, None)
     if isinstance(value, bool):
-        return ("bool", 1.0 if value else 0.0, None)
+        return ("bool", 1 if value else 0, None)
     if isinstance(value, int | float):
-        return ("num", float(value), None)
+        return ("num", value, None)
     if isinstance(value, str):
         return ("str", None, value)
     return ("json", None, canonical_json(value).decode("utf-8"))
@@ -500,7 +507,7 @@ def _meta_condition(
         vtype = kinds[j]
         conditions: list[ColumnElement[bool]] = [mm.c.vtype == _vtype(vtype)]
         if vtype in ("num", "bool"):
-            conditions.append(mm.c.vnum == bindparam(f"num{i}_{j}", type_=Float))
+            conditions.append(mm.c.vnum == bindparam(f"num{i}_{j}"))
         elif vtype in ("str", "json"):
             conditions.append(mm.c.vtext == bindparam(f"text{i}_{j}", type_=Text))
         return conditions
@@ -519,7 +526,7 @@ def _meta_condition(
     if kinds[0] == "str":
         operand = getattr(mm.c.vtext, compare)(bindparam(f"text{i}_0", type_=Text))
         return having(mm.c.vtype == _vtype("str"), operand)
-    operand = getattr(mm.c.vnum, compare)(bindparam(f"num{i}_0", type_=Float))
+    operand = getattr(mm.c.vnum, compare)(bindparam(f"num{i}_0"))
     return having(mm.c.vtype == _vtype("num"), operand)
 
 
