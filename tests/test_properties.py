@@ -68,7 +68,8 @@ def fresh_store(backend: str) -> Iterator[tuple[MemoryStore, str]]:
 
 
 def norm(x: Any) -> Any:
-    """A hashable form of a decoded value in which True, 1 and 1.0 all differ."""
+    """A hashable form of a decoded value in which True, 1, 1.0 all differ (as
+    they do in JSON text), and so do 0.0 and -0.0."""
     if x is None:
         return ("null",)
     if isinstance(x, bool):
@@ -76,7 +77,7 @@ def norm(x: Any) -> Any:
     if isinstance(x, int):
         return ("int", x)
     if isinstance(x, float):
-        return ("float", x)
+        return ("float", x, math.copysign(1.0, x))  # -0.0 is not 0.0
     if isinstance(x, str):
         return ("str", x)
     if isinstance(x, bytes | bytearray):
@@ -99,7 +100,9 @@ def json_eq(a: Any, b: Any) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return isinstance(a, str) and isinstance(b, str) and a == b
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_eq(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(
+            json_eq(x, y) for x, y in zip(a, b, strict=True)
+        )
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(json_eq(a[k], b[k]) for k in a)
     return False
@@ -138,21 +141,28 @@ TENANTS = ("default", "t1", "t2")
 NAMESPACES = ("user:alice", "user:alice:prefs", "project:x")
 KEYS = ("k1", "ключ")
 ADDRS = [(t, n, k) for t in TENANTS for n in NAMESPACES for k in KEYS]
+# Half the draws come from three addresses (two tenants with the same namespace
+# and key), so that writes pile up on the same memories.
+HOT_ADDRS = [ADDRS[0], ADDRS[1], ADDRS[len(NAMESPACES) * len(KEYS)]]
+addrs = st.sampled_from(HOT_ADDRS) | st.sampled_from(ADDRS)
 TAGS = ("red", "green", "blue", "two words", "ü")
 META_KEYS = ("a", "b", "n", "s", "d")
 MEMORY_TYPES = ("semantic", "episodic", "procedural", "working")
 ACTORS = (None, "agent-1", "agent-2")
 
-# Python's == says True == 1 == 1.0; the store compares values with == to find
-# no-op writes (see the xfails at the end). The "safe" strategies keep to values
-# where == and JSON equality agree, so that the other properties stay testable.
-safe_ints = st.integers(-(2**63), 2**63 - 1).filter(lambda i: i not in (0, 1))
-safe_floats = st.floats(allow_nan=False, allow_infinity=False).filter(
-    lambda f: not f.is_integer()
+# The whole JSON value domain, with bytes: booleans beside 0 and 1, integral
+# floats beside integers, -0.0 beside 0.0, and dicts shaped like the wire tags.
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([0.0, -0.0, 1.0, 2.0])
+    | st.text(max_size=6)
 )
-safe_scalars = st.none() | st.booleans() | safe_ints | safe_floats | st.text(max_size=6)
-safe_values = st.recursive(
-    safe_scalars | st.binary(max_size=6),
+json_values = st.recursive(
+    json_scalars | st.binary(max_size=6),
     lambda inner: (
         st.lists(inner, max_size=3)
         | st.dictionaries(
@@ -164,30 +174,34 @@ safe_values = st.recursive(
     max_leaves=6,
 )
 
-# Metadata for the op-driven tests: safe scalars, small containers, one nested
-# object under "d" (keys without dots: dotted keys are a bug, see the xfails).
-safe_meta_scalars = (
+# Metadata: any scalar at the top; one nested object under "d"; lists and nested
+# scalars without floats, so that "does [1] equal [1.0]" never comes up (the
+# store says no there, while it says yes for a top-level 1 and 1.0). Keys have
+# no dots: dotted keys are a bug, see the xfails at the end.
+meta_text = st.text(alphabet="ab\u00e9\U0001f600", max_size=3)
+meta_scalars = (
     st.none()
     | st.booleans()
-    | st.integers(-(2**53), 2**53).filter(lambda i: i not in (0, 1))
-    | st.floats(-1e6, 1e6).filter(lambda f: not f.is_integer())
-    | st.text(alphabet="ab\u00e9", max_size=3)
+    | st.integers(-3, 3)
+    | st.integers(-(2**53), 2**53)
+    | st.floats(-1e15, 1e15, allow_subnormal=False)
+    | st.sampled_from([0.0, -0.0, 1.0, 2.0, 0.5])
+    | meta_text
 )
-safe_meta_values = (
-    safe_meta_scalars
-    | st.lists(st.text(alphabet="ab", max_size=2), max_size=2)
-    | st.dictionaries(st.sampled_from(["x", "y"]), safe_meta_scalars, max_size=2)
+inner_scalars = st.none() | st.booleans() | st.integers(-3, 3) | meta_text
+meta_values = (
+    meta_scalars
+    | st.lists(st.integers(-2, 2) | st.text(alphabet="ab", max_size=1), max_size=2)
+    | st.dictionaries(st.sampled_from(["x", "y"]), inner_scalars, max_size=2)
 )
-safe_metadata = st.dictionaries(
-    st.sampled_from(META_KEYS), safe_meta_values, max_size=3
-)
+metadata_dicts = st.dictionaries(st.sampled_from(META_KEYS), meta_values, max_size=4)
 
 tag_sets = st.frozensets(st.sampled_from(TAGS), max_size=3)
 optional_tags = st.none() | tag_sets
-optional_metadata = st.none() | safe_metadata
+optional_metadata = st.none() | metadata_dicts
 optional_type = st.none() | st.sampled_from(MEMORY_TYPES)
 optional_unit = st.none() | st.sampled_from([0.0, 0.25, 0.5, 1.0])
-expectations = st.sampled_from([None, None, "current", "wrong"])
+expectations = st.sampled_from([None, None, None, "current", "wrong"])
 call_modes = st.sampled_from(["param", "view", "implicit"])
 
 
@@ -325,6 +339,13 @@ class Model:
     def put_many(
         self, tenant: str, items: list[dict[str, Any]], actor: str | None
     ) -> list[Rec]:
+        # Every expected_version is checked against the state before the batch
+        # (store._transact checks all versions, then applies the items).
+        for item in items:
+            expected_version = item.get("expected_version")
+            addr = (tenant, item["namespace"], item["key"])
+            if expected_version is not None and expected_version != self.version(addr):
+                raise Expect(VersionConflict)
         staged = dict(self.recs)
         results = [
             self.put_into(
@@ -333,7 +354,6 @@ class Model:
                 item["value"],
                 tags=item.get("tags"),
                 metadata=item.get("metadata"),
-                expected_version=item.get("expected_version"),
                 actor=actor,
             )
             for item in items
@@ -342,11 +362,12 @@ class Model:
         return results
 
     def _existing(self, addr: Addr, expected_version: int | None) -> Rec:
+        # The version is checked first: a missing memory is at version 0.
+        if expected_version is not None and expected_version != self.version(addr):
+            raise Expect(VersionConflict)
         current = self.recs.get(addr)
         if current is None:
             raise Expect(NotFound)
-        if expected_version is not None and expected_version != current.version:
-            raise Expect(VersionConflict)
         return current
 
     def update(
@@ -437,442 +458,6 @@ def agree(predict: Callable[[], Any], act: Callable[[], Any]) -> Any:
             act()
         return None
     return expected, act()
-
-
-# ---- (a) last write wins: a stateful model ------------------------------------------
-
-
-class StoreMachine(RuleBasedStateMachine):
-    """Random writes on a small pool of addresses; get always equals the model."""
-
-    def __init__(self, backend: str) -> None:
-        super().__init__()
-        self._tmp = tempfile.TemporaryDirectory()
-        self.store = mnemolog.open(backend_url(backend, Path(self._tmp.name)))
-        self.model = Model()
-
-    def teardown(self) -> None:
-        self.store.close()
-        self._tmp.cleanup()
-
-    @rule(
-        addr=st.sampled_from(ADDRS),
-        value=safe_values,
-        tags=optional_tags,
-        metadata=optional_metadata,
-        memory_type=optional_type,
-        importance=optional_unit,
-        confidence=optional_unit,
-        force=st.booleans(),
-        how=expectations,
-        actor=st.sampled_from(ACTORS),
-        mode=call_modes,
-    )
-    def put(
-        self,
-        addr: Addr,
-        value: Any,
-        tags: frozenset[str] | None,
-        metadata: dict[str, Any] | None,
-        memory_type: str | None,
-        importance: float | None,
-        confidence: float | None,
-        force: bool,
-        how: str | None,
-        actor: str | None,
-        mode: str,
-    ) -> None:
-        tenant, ns, key = addr
-        expected_version = self.model.expected(addr, how)
-        kw: dict[str, Any] = {
-            "memory_type": memory_type,
-            "importance": importance,
-            "confidence": confidence,
-            "force": force,
-            "expected_version": expected_version,
-            "actor": actor,
-        }
-        on, tenant_kw = target(self.store, tenant, mode)
-        outcome = agree(
-            lambda: self.model.put(addr, value, tags=tags, metadata=metadata, **kw),
-            lambda: on.put(
-                ns,
-                key,
-                value,
-                tags=None if tags is None else sorted(tags),
-                metadata=metadata,
-                **kw,
-                **tenant_kw,
-            ),
-        )
-        if outcome:
-            assert_matches(outcome[1], addr, outcome[0])
-
-    @rule(addr=st.sampled_from(ADDRS), mode=call_modes)
-    def put_what_is_stored(self, addr: Addr, mode: str) -> None:
-        """Writing exactly what is stored (live) is a no-op: the version stays."""
-        rec = self.model.recs.get(addr)
-        if rec is None or rec.deleted:
-            return
-        tenant, ns, key = addr
-        on, tenant_kw = target(self.store, tenant, mode)
-        stored = on.put(
-            ns,
-            key,
-            rec.value,
-            tags=sorted(rec.tags),
-            metadata=rec.metadata,
-            memory_type=rec.memory_type,
-            importance=rec.importance,
-            confidence=rec.confidence,
-            actor="someone-else",
-            **tenant_kw,
-        )
-        assert_matches(stored, addr, rec)
-
-    @rule(
-        tenant=st.sampled_from(TENANTS),
-        items=st.lists(
-            st.tuples(
-                st.sampled_from(NAMESPACES),
-                st.sampled_from(KEYS),
-                safe_values,
-                optional_tags,
-                optional_metadata,
-                expectations,
-            ),
-            min_size=1,
-            max_size=3,
-        ),
-        actor=st.sampled_from(ACTORS),
-        mode=call_modes,
-    )
-    def put_many(
-        self,
-        tenant: str,
-        items: list[tuple[Any, ...]],
-        actor: str | None,
-        mode: str,
-    ) -> None:
-        batch = []
-        for ns, key, value, tags, metadata, how in items:
-            item: dict[str, Any] = {"namespace": ns, "key": key, "value": value}
-            if tags is not None:
-                item["tags"] = sorted(tags)
-            if metadata is not None:
-                item["metadata"] = metadata
-            # expected_version is checked against the version before the batch
-            # (or the previous item's result for a repeated key).
-            if how is not None:
-                item["expected_version"] = self.model.expected((tenant, ns, key), how)
-            batch.append(item)
-        on, tenant_kw = target(self.store, tenant, mode)
-        outcome = agree(
-            lambda: self.model.put_many(tenant, batch, actor),
-            lambda: on.put_many(batch, actor=actor, **tenant_kw),
-        )
-        if outcome:
-            expected, actual = outcome
-            assert len(actual) == len(batch)
-            # Each item comes back as it was stored, also for a key given twice.
-            for item, rec, memory in zip(batch, expected, actual, strict=True):
-                assert_matches(memory, (tenant, item["namespace"], item["key"]), rec)
-
-    @rule(
-        addr=st.sampled_from(ADDRS),
-        value=st.just(UNSET) | safe_values,
-        tags=optional_tags,
-        metadata=optional_metadata,
-        replace_metadata=st.booleans(),
-        memory_type=optional_type,
-        importance=optional_unit,
-        force=st.booleans(),
-        how=expectations,
-        actor=st.sampled_from(ACTORS),
-        mode=call_modes,
-    )
-    def update(
-        self,
-        addr: Addr,
-        value: Any,
-        tags: frozenset[str] | None,
-        metadata: dict[str, Any] | None,
-        replace_metadata: bool,
-        memory_type: str | None,
-        importance: float | None,
-        force: bool,
-        how: str | None,
-        actor: str | None,
-        mode: str,
-    ) -> None:
-        tenant, ns, key = addr
-        expected_version = self.model.expected(addr, how)
-        kw: dict[str, Any] = {
-            "metadata": metadata,
-            "replace_metadata": replace_metadata,
-            "memory_type": memory_type,
-            "importance": importance,
-            "force": force,
-            "expected_version": expected_version,
-            "actor": actor,
-        }
-        on, tenant_kw = target(self.store, tenant, mode)
-        args = () if value is UNSET else (value,)
-        outcome = agree(
-            lambda: self.model.update(addr, value, tags=tags, **kw),
-            lambda: on.update(
-                ns,
-                key,
-                *args,
-                tags=None if tags is None else sorted(tags),
-                **kw,
-                **tenant_kw,
-            ),
-        )
-        if outcome:
-            assert_matches(outcome[1], addr, outcome[0])
-
-    @rule(
-        addr=st.sampled_from(ADDRS),
-        restore=st.booleans(),
-        how=expectations,
-        actor=st.sampled_from(ACTORS),
-        mode=call_modes,
-    )
-    def delete_or_restore(
-        self, addr: Addr, restore: bool, how: str | None, actor: str | None, mode: str
-    ) -> None:
-        tenant, ns, key = addr
-        expected_version = self.model.expected(addr, how)
-        on, tenant_kw = target(self.store, tenant, mode)
-        predict = self.model.restore if restore else self.model.delete
-        act = on.restore if restore else on.delete
-        outcome = agree(
-            lambda: predict(addr, expected_version=expected_version, actor=actor),
-            lambda: act(
-                ns, key, expected_version=expected_version, actor=actor, **tenant_kw
-            ),
-        )
-        if outcome:
-            assert_matches(outcome[1], addr, outcome[0])
-
-    @invariant()
-    def get_equals_the_model(self) -> None:
-        for addr in ADDRS:
-            tenant, ns, key = addr
-            rec = self.model.recs.get(addr)
-            found = self.store.get(ns, key, tenant=tenant, include_deleted=True)
-            if rec is None:
-                assert found is None, addr
-                continue
-            assert_matches(found, addr, rec)
-            visible = self.store.get(ns, key, tenant=tenant)
-            assert (visible is None) == rec.deleted
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_get_returns_the_last_write(backend: str) -> None:
-    run_state_machine_as_test(
-        lambda: StoreMachine(backend),
-        settings=settings(max_examples=30, stateful_step_count=25, **SETTINGS),
-    )
-
-
-# ---- op lists, for (b) and (c) ------------------------------------------------------
-
-op_addrs = st.sampled_from(ADDRS)
-ops = st.lists(
-    st.one_of(
-        st.tuples(
-            st.just("put"),
-            op_addrs,
-            st.integers(2, 5) | st.text(max_size=3) | st.binary(max_size=3),
-            optional_tags,
-            optional_metadata,
-            optional_type,
-            st.sampled_from(ACTORS),
-        ),
-        st.tuples(
-            st.just("update"),
-            op_addrs,
-            optional_tags,
-            optional_metadata,
-            st.booleans(),
-            optional_type,
-            st.sampled_from(ACTORS),
-        ),
-        st.tuples(st.just("delete"), op_addrs, st.sampled_from(ACTORS)),
-        st.tuples(st.just("restore"), op_addrs, st.sampled_from(ACTORS)),
-    ),
-    max_size=25,
-)
-
-
-def apply_ops(store: MemoryStore, model: Model, op_list: list[tuple[Any, ...]]) -> None:
-    """Runs the ops on the store and the model; they must agree on each outcome."""
-    for op in op_list:
-        kind, (tenant, ns, key) = op[0], op[1]
-        addr = (tenant, ns, key)
-        if kind == "put":
-            _, _, value, tags, metadata, memory_type, actor = op
-            tag_list = None if tags is None else sorted(tags)
-            outcome = agree(
-                lambda: model.put(
-                    addr,
-                    value,
-                    tags=tags,
-                    metadata=metadata,
-                    memory_type=memory_type,
-                    actor=actor,
-                ),
-                lambda: store.put(
-                    ns,
-                    key,
-                    value,
-                    tags=tag_list,
-                    metadata=metadata,
-                    memory_type=memory_type,
-                    actor=actor,
-                    tenant=tenant,
-                ),
-            )
-        elif kind == "update":
-            _, _, tags, metadata, replace_metadata, memory_type, actor = op
-            tag_list = None if tags is None else sorted(tags)
-            outcome = agree(
-                lambda: model.update(
-                    addr,
-                    tags=tags,
-                    metadata=metadata,
-                    replace_metadata=replace_metadata,
-                    memory_type=memory_type,
-                    actor=actor,
-                ),
-                lambda: store.update(
-                    ns,
-                    key,
-                    tags=tag_list,
-                    metadata=metadata,
-                    replace_metadata=replace_metadata,
-                    memory_type=memory_type,
-                    actor=actor,
-                    tenant=tenant,
-                ),
-            )
-        else:
-            _, _, actor = op
-            predict = model.delete if kind == "delete" else model.restore
-            act = store.delete if kind == "delete" else store.restore
-            outcome = agree(
-                lambda: predict(addr, actor=actor),
-                lambda: act(ns, key, actor=actor, tenant=tenant),
-            )
-        if outcome:
-            assert_matches(outcome[1], addr, outcome[0])
-
-
-# ---- (b) the projection is a fold of the log -----------------------------------------
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-@settings(max_examples=40, **SETTINGS)
-@given(op_list=ops)
-def test_projection_equals_replay_of_the_log(
-    backend: str, op_list: list[tuple[Any, ...]]
-) -> None:
-    with fresh_store(backend) as (store, _url):
-        model = Model()
-        apply_ops(store, model, op_list)
-        for addr in ADDRS:
-            tenant, ns, key = addr
-            row = store.get(ns, key, tenant=tenant, include_deleted=True)
-            history = store.history(ns, key, tenant=tenant)
-            if addr not in model.recs:
-                assert row is None
-                assert history == []
-                continue
-            assert row is not None
-            assert_matches(row, addr, model.recs[addr])
-            replayed = store.get(
-                ns, key, version=row.version, tenant=tenant, include_deleted=True
-            )
-            assert replayed is not None
-            assert snapshot(replayed) == snapshot(row)
-            assert [e.version for e in history] == list(range(1, row.version + 1))
-            assert snapshot(history[-1].memory) == snapshot(row)
-            # The version after the latest does not exist.
-            assert store.get(ns, key, version=row.version + 1, tenant=tenant) is None
-
-
-REBUILD_WHERES: list[dict[str, Any]] = [
-    {"a": {"$exists": True}},
-    {"n": {"$gt": 0}},
-    {"n": {"$lte": 0}},
-    {"s": {"$gte": ""}},
-    {"b": None},
-    {"b": True},
-    {"d.x": {"$exists": True}},
-    {"d": {"$ne": None}},
-]
-
-
-def everything_searchable(store: MemoryStore) -> dict[Any, Any]:
-    """Full listings and tag / metadata / prefix searches of every tenant."""
-    answers: dict[Any, Any] = {}
-    for tenant in TENANTS:
-        answers[tenant, "all"] = [
-            snapshot(m)
-            for m in store.search(tenant=tenant, include_deleted=True, limit=10_000)
-        ]
-        answers[tenant, "live"] = [
-            m.id for m in store.search(tenant=tenant, limit=10_000)
-        ]
-        for tag in TAGS:
-            for mode in ("tags_any", "tags_all"):
-                found = store.search(
-                    tenant=tenant, include_deleted=True, limit=10_000, **{mode: [tag]}
-                )
-                answers[tenant, mode, tag] = [m.id for m in found]
-        found = store.search(tenant=tenant, tags_all=["red", "blue"], limit=10_000)
-        answers[tenant, "tags_all", "red+blue"] = [m.id for m in found]
-        for n, where in enumerate(REBUILD_WHERES):
-            found = store.search(
-                tenant=tenant, where=where, include_deleted=True, limit=10_000
-            )
-            answers[tenant, "where", n] = [m.id for m in found]
-        for prefix in ("user", "user:alice", "project"):
-            found = store.search(
-                tenant=tenant, namespace_prefix=prefix, include_deleted=True
-            )
-            answers[tenant, "prefix", prefix] = [m.id for m in found]
-    return answers
-
-
-@settings(max_examples=25, **SETTINGS)
-@given(op_list=ops)
-def test_rebuilding_the_projection_from_the_log_gives_the_same_answers(
-    op_list: list[tuple[Any, ...]],
-) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "store.db"
-        url = backend_url("sqlite", Path(tmp))
-        assert url.endswith(str(path))
-        with mnemolog.open(url) as store:
-            apply_ops(store, Model(), op_list)
-            before = everything_searchable(store)
-        connection = sqlite3.connect(path)
-        with connection:
-            for table in ("memories", "memory_tags", "memory_meta"):
-                connection.execute(f"DELETE FROM {table}")
-            connection.execute(
-                "DELETE FROM tracking WHERE application_name = 'current_state'"
-            )
-        connection.close()
-        with mnemolog.open(url) as store:
-            (status,) = store.projection_status()
-            assert status.lag == 0
-            after = everything_searchable(store)
-        assert after == before
 
 
 # ---- search filters: a brute-force model -------------------------------------------
@@ -985,30 +570,10 @@ PREFIXES = (
 )
 WHERE_PATHS = ("a", "b", "n", "s", "d", "d.x", "d.y", "zz", "d.x.z")
 
-# Here every memory is written once, so values need not be "safe": the full
-# range of scalar types, with 0, 1, integral floats and booleans side by side.
-meta_text = st.text(alphabet="ab\u00e9\U0001f600", max_size=3)
-meta_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-3, 3)
-    | st.integers(-(2**53), 2**53)
-    | st.floats(-1e15, 1e15, allow_subnormal=False).map(lambda f: f + 0.0)
-    | st.sampled_from([0.0, 1.0, 2.0, -1.0, 0.5])
-    | meta_text
-)
-inner_scalars = st.none() | st.booleans() | st.integers(-3, 3) | meta_text
-meta_values = (
-    meta_scalars
-    | st.lists(st.integers(-2, 2) | st.text(alphabet="ab", max_size=1), max_size=2)
-    | st.dictionaries(st.sampled_from(["x", "y"]), inner_scalars, max_size=2)
-)
-search_metadata = st.dictionaries(st.sampled_from(META_KEYS), meta_values, max_size=4)
-
 search_records = st.fixed_dictionaries(
     {
         "tags": tag_sets,
-        "metadata": search_metadata,
+        "metadata": metadata_dicts,
         "memory_type": st.sampled_from(MEMORY_TYPES),
         "deleted": st.booleans(),
     }
@@ -1016,7 +581,8 @@ search_records = st.fixed_dictionaries(
 search_data = st.dictionaries(
     st.tuples(st.sampled_from(SEARCH_NAMESPACES), st.sampled_from(KEYS)),
     search_records,
-    max_size=10,
+    min_size=1,
+    max_size=12,
 )
 
 ordered_operands = (
@@ -1051,10 +617,572 @@ queries = st.fixed_dictionaries(
 )
 
 
+SINGLE_FILTERS: list[dict[str, Any]] = [
+    *({"namespace_prefix": p} for p in PREFIXES),
+    *({"tags_any": [t]} for t in TAGS),
+    *({"tags_all": [t]} for t in TAGS),
+    {"tags_any": ["red", "blue"]},
+    {"tags_all": ["red", "blue"]},
+    *({"memory_type": t} for t in MEMORY_TYPES),
+    *({"where": {p: {"$exists": True}}} for p in WHERE_PATHS),
+    *({"where": {p: {"$exists": False}}} for p in WHERE_PATHS),
+    {"where": {"n": {"$gt": 0}}},
+    {"where": {"n": {"$lte": 1}}},
+    {"where": {"n": {"$ne": 0}}},
+    {"where": {"s": {"$lt": "b"}}},
+    {"where": {"b": {"$in": [True, 0, None]}}},
+    {"where": {"d.x": {"$eq": 1}}},
+    {"include_deleted": True},
+]
+"""One query per filter value, run on every example of (d) beside random ones."""
+
+ISOLATION_FILTERS: list[dict[str, Any]] = [
+    {"include_deleted": True},
+    {"namespace_prefix": "user"},
+    *({"tags_any": [t], "include_deleted": True} for t in TAGS),
+    *({"where": {k: {"$exists": True}}, "include_deleted": True} for k in META_KEYS),
+    {"where": {"d.x": {"$exists": True}}, "include_deleted": True},
+]
+"""Queries run for every tenant on every example of (c)."""
+
+
+def boundary_queries(recs: dict[Addr, Rec], tenant: str) -> list[dict[str, Any]]:
+    """Comparisons against values that are stored: where off-by-one bugs show."""
+    seen: dict[tuple[str, Any], Any] = {}
+    for (t, _ns, _key), rec in recs.items():
+        if t != tenant:
+            continue
+        stack = [("", rec.metadata)]
+        while stack:
+            prefix, node = stack.pop()
+            for name, value in node.items():
+                seen.setdefault((prefix + name, norm(value)), value)
+                if isinstance(value, dict):
+                    stack.append((prefix + name + ".", value))
+    out: list[dict[str, Any]] = []
+    for (path, _), value in list(seen.items())[:6]:
+        if isinstance(value, str) or is_number(value):
+            ops = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"]
+        else:
+            ops = ["$eq", "$ne"]
+        out.extend({"where": {path: {op: value}}} for op in ops)
+        out.append({"where": {path: {"$in": [value, "zz"]}}, "include_deleted": True})
+    return out
+
+
 def found(memories: list[Memory]) -> set[tuple[str, str]]:
     keys = [(m.namespace, m.key) for m in memories]
     assert len(keys) == len(set(keys)), "a memory came back twice"
     return set(keys)
+
+
+# ---- (a) last write wins: a stateful model ------------------------------------------
+
+
+class StoreMachine(RuleBasedStateMachine):
+    """Random writes on a small pool of addresses; get always equals the model."""
+
+    def __init__(self, backend: str) -> None:
+        super().__init__()
+        self._tmp = tempfile.TemporaryDirectory()
+        self.store = mnemolog.open(backend_url(backend, Path(self._tmp.name)))
+        self.model = Model()
+
+    def teardown(self) -> None:
+        self.store.close()
+        self._tmp.cleanup()
+
+    def pick(self, data: st.DataObject) -> Addr:
+        """Mostly a memory that exists (live or deleted), sometimes any address."""
+        known = sorted(self.model.recs)
+        if known and data.draw(st.integers(0, 3), label="existing") > 0:
+            return data.draw(st.sampled_from(known), label="addr")
+        return data.draw(addrs, label="addr")
+
+    @rule(
+        addr=addrs,
+        value=json_values,
+        tags=optional_tags,
+        metadata=optional_metadata,
+        memory_type=optional_type,
+        importance=optional_unit,
+        confidence=optional_unit,
+        force=st.booleans(),
+        how=expectations,
+        actor=st.sampled_from(ACTORS),
+        mode=call_modes,
+    )
+    def put(
+        self,
+        addr: Addr,
+        value: Any,
+        tags: frozenset[str] | None,
+        metadata: dict[str, Any] | None,
+        memory_type: str | None,
+        importance: float | None,
+        confidence: float | None,
+        force: bool,
+        how: str | None,
+        actor: str | None,
+        mode: str,
+    ) -> None:
+        tenant, ns, key = addr
+        expected_version = self.model.expected(addr, how)
+        kw: dict[str, Any] = {
+            "memory_type": memory_type,
+            "importance": importance,
+            "confidence": confidence,
+            "force": force,
+            "expected_version": expected_version,
+            "actor": actor,
+        }
+        on, tenant_kw = target(self.store, tenant, mode)
+        outcome = agree(
+            lambda: self.model.put(addr, value, tags=tags, metadata=metadata, **kw),
+            lambda: on.put(
+                ns,
+                key,
+                value,
+                tags=None if tags is None else sorted(tags),
+                metadata=metadata,
+                **kw,
+                **tenant_kw,
+            ),
+        )
+        if outcome:
+            assert_matches(outcome[1], addr, outcome[0])
+
+    @rule(
+        data=st.data(),
+        force=st.booleans(),
+        actor=st.sampled_from(ACTORS),
+        mode=call_modes,
+    )
+    def put_what_is_stored(
+        self, data: st.DataObject, force: bool, actor: str | None, mode: str
+    ) -> None:
+        """Writing exactly what is stored is a no-op (the version stays), unless
+        forced; on a deleted memory it is a restore."""
+        addr = self.pick(data)
+        rec = self.model.recs.get(addr)
+        if rec is None:
+            return
+        tenant, ns, key = addr
+        on, tenant_kw = target(self.store, tenant, mode)
+        kw: dict[str, Any] = {
+            "metadata": rec.metadata,
+            "memory_type": rec.memory_type,
+            "importance": rec.importance,
+            "confidence": rec.confidence,
+            "force": force,
+            "actor": actor,
+        }
+        expected = self.model.put(addr, rec.value, tags=rec.tags, **kw)
+        stored = on.put(ns, key, rec.value, tags=sorted(rec.tags), **kw, **tenant_kw)
+        assert_matches(stored, addr, expected)
+        assert stored.version == rec.version + rec.deleted + force
+
+    @rule(
+        data=st.data(),
+        force=st.booleans(),
+        actor=st.sampled_from(ACTORS),
+        mode=call_modes,
+    )
+    def update_nothing(
+        self, data: st.DataObject, force: bool, actor: str | None, mode: str
+    ) -> None:
+        """An update that changes nothing is a no-op, unless forced."""
+        addr = self.pick(data)
+        tenant, ns, key = addr
+        on, tenant_kw = target(self.store, tenant, mode)
+        outcome = agree(
+            lambda: self.model.update(addr, force=force, actor=actor),
+            lambda: on.update(ns, key, force=force, actor=actor, **tenant_kw),
+        )
+        if outcome:
+            assert_matches(outcome[1], addr, outcome[0])
+
+    @rule(tenant=st.sampled_from(TENANTS), query=queries, mode=call_modes)
+    def search(self, tenant: str, query: dict[str, Any], mode: str) -> None:
+        """Searches between writes agree with a brute-force filter of the model."""
+        on, tenant_kw = target(self.store, tenant, mode)
+        got = on.search(limit=10_000, **query, **tenant_kw)
+        assert {m.tenant for m in got} <= {tenant}
+        assert found(got) == brute_force(self.model.recs, tenant, query), query
+        for memory in got:
+            addr = (tenant, memory.namespace, memory.key)
+            assert_matches(memory, addr, self.model.recs[addr])
+
+    @rule(
+        tenant=st.sampled_from(TENANTS),
+        items=st.lists(
+            st.tuples(
+                st.sampled_from(NAMESPACES),
+                st.sampled_from(KEYS),
+                json_values,
+                optional_tags,
+                optional_metadata,
+                expectations,
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        actor=st.sampled_from(ACTORS),
+        mode=call_modes,
+    )
+    def put_many(
+        self,
+        tenant: str,
+        items: list[tuple[Any, ...]],
+        actor: str | None,
+        mode: str,
+    ) -> None:
+        batch = []
+        for ns, key, value, tags, metadata, how in items:
+            item: dict[str, Any] = {"namespace": ns, "key": key, "value": value}
+            if tags is not None:
+                item["tags"] = sorted(tags)
+            if metadata is not None:
+                item["metadata"] = metadata
+            # expected_version is checked against the version before the batch.
+            if how is not None:
+                item["expected_version"] = self.model.expected((tenant, ns, key), how)
+            batch.append(item)
+        on, tenant_kw = target(self.store, tenant, mode)
+        outcome = agree(
+            lambda: self.model.put_many(tenant, batch, actor),
+            lambda: on.put_many(batch, actor=actor, **tenant_kw),
+        )
+        if outcome:
+            expected, actual = outcome
+            assert len(actual) == len(batch)
+            # Each item comes back as it was stored, also for a key given twice.
+            for item, rec, memory in zip(batch, expected, actual, strict=True):
+                assert_matches(memory, (tenant, item["namespace"], item["key"]), rec)
+
+    @rule(
+        data=st.data(),
+        value=st.just(UNSET) | json_values,
+        tags=optional_tags,
+        metadata=optional_metadata,
+        replace_metadata=st.booleans(),
+        memory_type=optional_type,
+        importance=optional_unit,
+        force=st.booleans(),
+        how=expectations,
+        actor=st.sampled_from(ACTORS),
+        mode=call_modes,
+    )
+    def update(
+        self,
+        data: st.DataObject,
+        value: Any,
+        tags: frozenset[str] | None,
+        metadata: dict[str, Any] | None,
+        replace_metadata: bool,
+        memory_type: str | None,
+        importance: float | None,
+        force: bool,
+        how: str | None,
+        actor: str | None,
+        mode: str,
+    ) -> None:
+        addr = self.pick(data)
+        tenant, ns, key = addr
+        expected_version = self.model.expected(addr, how)
+        kw: dict[str, Any] = {
+            "metadata": metadata,
+            "replace_metadata": replace_metadata,
+            "memory_type": memory_type,
+            "importance": importance,
+            "force": force,
+            "expected_version": expected_version,
+            "actor": actor,
+        }
+        on, tenant_kw = target(self.store, tenant, mode)
+        args = () if value is UNSET else (value,)
+        outcome = agree(
+            lambda: self.model.update(addr, value, tags=tags, **kw),
+            lambda: on.update(
+                ns,
+                key,
+                *args,
+                tags=None if tags is None else sorted(tags),
+                **kw,
+                **tenant_kw,
+            ),
+        )
+        if outcome:
+            assert_matches(outcome[1], addr, outcome[0])
+
+    @rule(
+        data=st.data(),
+        restore=st.booleans(),
+        how=expectations,
+        actor=st.sampled_from(ACTORS),
+        mode=call_modes,
+    )
+    def delete_or_restore(
+        self,
+        data: st.DataObject,
+        restore: bool,
+        how: str | None,
+        actor: str | None,
+        mode: str,
+    ) -> None:
+        addr = self.pick(data)
+        tenant, ns, key = addr
+        expected_version = self.model.expected(addr, how)
+        on, tenant_kw = target(self.store, tenant, mode)
+        predict = self.model.restore if restore else self.model.delete
+        act = on.restore if restore else on.delete
+        outcome = agree(
+            lambda: predict(addr, expected_version=expected_version, actor=actor),
+            lambda: act(
+                ns, key, expected_version=expected_version, actor=actor, **tenant_kw
+            ),
+        )
+        if outcome:
+            assert_matches(outcome[1], addr, outcome[0])
+
+    @invariant()
+    def projection_equals_the_model(self) -> None:
+        """Every tenant's full listing holds exactly its memories in the model,
+        each equal to the model's record; the live listing hides the deleted."""
+        for tenant in TENANTS:
+            every = self.store.search(tenant=tenant, include_deleted=True, limit=10_000)
+            live = self.store.search(tenant=tenant, limit=10_000)
+            mine = {
+                (n, k): r for (t, n, k), r in self.model.recs.items() if t == tenant
+            }
+            assert found(every) == set(mine)
+            assert found(live) == {a for a, r in mine.items() if not r.deleted}
+            for memory in every:
+                addr = (tenant, memory.namespace, memory.key)
+                assert_matches(memory, addr, self.model.recs[addr])
+
+    @invariant()
+    def get_equals_the_model(self) -> None:
+        for addr in HOT_ADDRS:
+            tenant, ns, key = addr
+            rec = self.model.recs.get(addr)
+            got = self.store.get(ns, key, tenant=tenant, include_deleted=True)
+            visible = self.store.get(ns, key, tenant=tenant)
+            if rec is None:
+                assert got is None
+                assert visible is None
+            else:
+                assert_matches(got, addr, rec)
+                assert (visible is None) == rec.deleted
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_get_returns_the_last_write(backend: str) -> None:
+    run_state_machine_as_test(
+        lambda: StoreMachine(backend),
+        settings=settings(max_examples=40, stateful_step_count=40, **SETTINGS),
+    )
+
+
+# ---- op lists, for (b) and (c) ------------------------------------------------------
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("put"),
+            addrs,
+            st.integers(2, 5) | st.text(max_size=3) | st.binary(max_size=3),
+            optional_tags,
+            optional_metadata,
+            optional_type,
+            st.sampled_from(ACTORS),
+        ),
+        st.tuples(
+            st.just("update"),
+            addrs,
+            optional_tags,
+            optional_metadata,
+            st.booleans(),
+            optional_type,
+            st.sampled_from(ACTORS),
+        ),
+        st.tuples(st.just("delete"), addrs, st.sampled_from(ACTORS)),
+        st.tuples(st.just("restore"), addrs, st.sampled_from(ACTORS)),
+    ),
+    max_size=25,
+)
+
+
+def apply_ops(store: MemoryStore, model: Model, op_list: list[tuple[Any, ...]]) -> None:
+    """Runs the ops on the store and the model; they must agree on each outcome."""
+    for op in op_list:
+        apply_op(store, model, op)
+
+
+def apply_op(store: MemoryStore, model: Model, op: tuple[Any, ...]) -> None:
+    """One op of :data:`ops` on both."""
+    kind, (tenant, ns, key) = op[0], op[1]
+    addr = (tenant, ns, key)
+    if kind == "put":
+        _, _, value, tags, metadata, memory_type, actor = op
+        tag_list = None if tags is None else sorted(tags)
+        outcome = agree(
+            lambda: model.put(
+                addr,
+                value,
+                tags=tags,
+                metadata=metadata,
+                memory_type=memory_type,
+                actor=actor,
+            ),
+            lambda: store.put(
+                ns,
+                key,
+                value,
+                tags=tag_list,
+                metadata=metadata,
+                memory_type=memory_type,
+                actor=actor,
+                tenant=tenant,
+            ),
+        )
+    elif kind == "update":
+        _, _, tags, metadata, replace_metadata, memory_type, actor = op
+        tag_list = None if tags is None else sorted(tags)
+        outcome = agree(
+            lambda: model.update(
+                addr,
+                tags=tags,
+                metadata=metadata,
+                replace_metadata=replace_metadata,
+                memory_type=memory_type,
+                actor=actor,
+            ),
+            lambda: store.update(
+                ns,
+                key,
+                tags=tag_list,
+                metadata=metadata,
+                replace_metadata=replace_metadata,
+                memory_type=memory_type,
+                actor=actor,
+                tenant=tenant,
+            ),
+        )
+    else:
+        _, _, actor = op
+        predict = model.delete if kind == "delete" else model.restore
+        act = store.delete if kind == "delete" else store.restore
+        outcome = agree(
+            lambda: predict(addr, actor=actor),
+            lambda: act(ns, key, actor=actor, tenant=tenant),
+        )
+    if outcome:
+        assert_matches(outcome[1], addr, outcome[0])
+
+
+# ---- (b) the projection is a fold of the log -----------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=40, **SETTINGS)
+@given(op_list=ops)
+def test_projection_equals_replay_of_the_log(
+    backend: str, op_list: list[tuple[Any, ...]]
+) -> None:
+    with fresh_store(backend) as (store, _url):
+        model = Model()
+        apply_ops(store, model, op_list)
+        for addr in ADDRS:
+            tenant, ns, key = addr
+            row = store.get(ns, key, tenant=tenant, include_deleted=True)
+            history = store.history(ns, key, tenant=tenant)
+            if addr not in model.recs:
+                assert row is None
+                assert history == []
+                continue
+            assert row is not None
+            assert_matches(row, addr, model.recs[addr])
+            replayed = store.get(
+                ns, key, version=row.version, tenant=tenant, include_deleted=True
+            )
+            assert replayed is not None
+            assert snapshot(replayed) == snapshot(row)
+            assert [e.version for e in history] == list(range(1, row.version + 1))
+            assert snapshot(history[-1].memory) == snapshot(row)
+            # The version after the latest does not exist.
+            assert store.get(ns, key, version=row.version + 1, tenant=tenant) is None
+
+
+REBUILD_WHERES: list[dict[str, Any]] = [
+    {"a": {"$exists": True}},
+    {"n": {"$gt": 0}},
+    {"n": {"$lte": 0}},
+    {"s": {"$gte": ""}},
+    {"b": None},
+    {"b": True},
+    {"d.x": {"$exists": True}},
+    {"d": {"$ne": None}},
+]
+
+
+def everything_searchable(store: MemoryStore) -> dict[Any, Any]:
+    """Full listings and tag / metadata / prefix searches of every tenant."""
+    answers: dict[Any, Any] = {}
+    for tenant in TENANTS:
+        answers[tenant, "all"] = [
+            snapshot(m)
+            for m in store.search(tenant=tenant, include_deleted=True, limit=10_000)
+        ]
+        answers[tenant, "live"] = [
+            m.id for m in store.search(tenant=tenant, limit=10_000)
+        ]
+        for tag in TAGS:
+            for mode in ("tags_any", "tags_all"):
+                found = store.search(
+                    tenant=tenant, include_deleted=True, limit=10_000, **{mode: [tag]}
+                )
+                answers[tenant, mode, tag] = [m.id for m in found]
+        found = store.search(tenant=tenant, tags_all=["red", "blue"], limit=10_000)
+        answers[tenant, "tags_all", "red+blue"] = [m.id for m in found]
+        for n, where in enumerate(REBUILD_WHERES):
+            found = store.search(
+                tenant=tenant, where=where, include_deleted=True, limit=10_000
+            )
+            answers[tenant, "where", n] = [m.id for m in found]
+        for prefix in ("user", "user:alice", "project"):
+            found = store.search(
+                tenant=tenant, namespace_prefix=prefix, include_deleted=True
+            )
+            answers[tenant, "prefix", prefix] = [m.id for m in found]
+    return answers
+
+
+@settings(max_examples=25, **SETTINGS)
+@given(op_list=ops)
+def test_rebuilding_the_projection_from_the_log_gives_the_same_answers(
+    op_list: list[tuple[Any, ...]],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "store.db"
+        url = backend_url("sqlite", Path(tmp))
+        assert url.endswith(str(path))
+        with mnemolog.open(url) as store:
+            apply_ops(store, Model(), op_list)
+            before = everything_searchable(store)
+        connection = sqlite3.connect(path)
+        with connection:
+            for table in ("memories", "memory_tags", "memory_meta"):
+                connection.execute(f"DELETE FROM {table}")
+            connection.execute(
+                "DELETE FROM tracking WHERE application_name = 'current_state'"
+            )
+        connection.close()
+        with mnemolog.open(url) as store:
+            (status,) = store.projection_status()
+            assert status.lag == 0
+            after = everything_searchable(store)
+        assert after == before
 
 
 # ---- (c) tenant isolation ------------------------------------------------------------
@@ -1069,7 +1197,7 @@ def test_searches_never_cross_tenants(
     with fresh_store(backend) as (store, _url):
         model = Model()
         apply_ops(store, model, op_list)
-        for query in query_list:
+        for query in ISOLATION_FILTERS + query_list:
             for tenant in TENANTS:
                 by_param = store.search(tenant=tenant, limit=10_000, **query)
                 by_view = store.tenant(tenant).search(limit=10_000, **query)
@@ -1139,8 +1267,8 @@ def test_search_filters_are_exact(
     with fresh_store(backend) as (store, _url):
         recs = write_search_data(store, "t1", data)
         recs |= write_search_data(store, "t2", noise)  # same addresses, other tenant
-        for query in query_list:
-            for tenant in ("t1", "t2"):
+        for tenant in ("t1", "t2"):
+            for query in SINGLE_FILTERS + boundary_queries(recs, tenant) + query_list:
                 got = store.search(tenant=tenant, limit=10_000, **query)
                 assert found(got) == brute_force(recs, tenant, query), query
 
@@ -1177,54 +1305,20 @@ def test_put_many_returns_each_write_as_stored(backend: str, values: list[int]) 
             assert_matches(memory, ("default", "user:a", "k"), rec)
 
 
-# ---- known bugs (strict xfails) ---------------------------------------------------
-
-# The full JSON value domain: booleans next to 0 and 1, integral floats.
-any_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=4)
-)
-any_values = st.recursive(
-    any_scalars | st.binary(max_size=4),
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(st.text(max_size=2), inner, max_size=3)
-    ),
-    max_leaves=5,
-)
-any_metadata = st.dictionaries(
-    st.sampled_from(["a", "b"]),
-    st.recursive(
-        any_scalars,
-        lambda inner: (
-            st.lists(inner, max_size=2)
-            | st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=2)
-        ),
-        max_leaves=4,
-    ),
-    max_size=2,
-)
+# ---- regressions -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "domain/memory.py Memory.revise finds changes with Python != on the wire "
-        "form, where True == 1 == 1.0 and 0.0 == -0.0: put(1) then put(True) "
-        "records an Updated event with only the new content_hash, so get() "
-        "returns 1 with the hash of true (and put(1) then put(1.0) keeps 1)"
-    ),
-)
 @pytest.mark.parametrize("backend", BACKENDS)
-@settings(max_examples=50, **SETTINGS)
-@given(first=any_values, second=any_values)
+@settings(max_examples=40, **SETTINGS)
+@given(first=json_values, second=json_values)
 @example(first=0, second=False)
+@example(first=1, second=1.0)
+@example(first=0.0, second=-0.0)
+@example(first=[1], second=[True])
 def test_overwriting_a_value_stores_exactly_the_new_value(
     backend: str, first: Any, second: Any
 ) -> None:
+    """Regression: 1 -> True used to record only the new content hash."""
     with fresh_store(backend) as (store, _url):
         store.put("user:a", "k", first)
         written = store.put("user:a", "k", second)
@@ -1233,29 +1327,32 @@ def test_overwriting_a_value_stores_exactly_the_new_value(
         for memory in (written, stored):
             assert norm(memory.value) == norm(second)
             assert memory.content_hash == content_hash(encode_value(second))
+            assert memory.version == 1 + (norm(first) != norm(second))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "domain/memory.py Memory.revise compares metadata with Python !=, so "
-        "put(metadata={'a': 0}) then put(metadata={'a': False}) is a no-op: "
-        "metadata stays {'a': 0} and where={'a': False} does not find it"
-    ),
-)
 @pytest.mark.parametrize("backend", BACKENDS)
-@settings(max_examples=50, **SETTINGS)
-@given(first=any_metadata, second=any_metadata)
+@settings(max_examples=40, **SETTINGS)
+@given(first=metadata_dicts, second=metadata_dicts)
 @example(first={"a": 0}, second={"a": False})
+@example(first={"a": 1}, second={"a": 1.0})
 def test_overwriting_metadata_stores_exactly_the_new_metadata(
     backend: str, first: dict[str, Any], second: dict[str, Any]
 ) -> None:
+    """Regression: {"a": 0} -> {"a": False} used to be a no-op."""
     with fresh_store(backend) as (store, _url):
         store.put("user:a", "k", 1, metadata=first)
         store.put("user:a", "k", 1, metadata=second)
         stored = store.get("user:a", "k")
         assert stored is not None
         assert norm(stored.metadata) == norm(second)
+        assert stored.version == 1 + (norm(first) != norm(second))
+        for path, value in second.items():
+            if value is not None and not isinstance(value, list | dict):
+                hits = store.search(where={path: value})
+                assert [m.key for m in hits] == ["k"]
+
+
+# ---- known bugs (strict xfails) ---------------------------------------------------
 
 
 @pytest.mark.xfail(

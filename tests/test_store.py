@@ -595,7 +595,7 @@ def test_where_on_large_integers_is_exact(store: MemoryStore) -> None:
 def test_a_failing_projection_is_not_taken_for_a_version_race(
     store: MemoryStore,
 ) -> None:
-    projection = store._recorder.projector.projections[0]  # type: ignore[union-attr]  # noqa: SLF001
+    projection = store._recorder.projector.projections[0]  # type: ignore[union-attr]
 
     def broken(*args: object) -> None:
         raise RuntimeError("read model down")

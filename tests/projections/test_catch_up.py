@@ -10,7 +10,7 @@ from mnemolog import MemoryStore
 
 def write_without_projecting(store: MemoryStore, count: int, prefix: str) -> None:
     """Records events as a process that dies before projecting them would leave them."""
-    recorder = store._recorder  # noqa: SLF001 - simulating the fault needs the insides
+    recorder = store._recorder
     projector, recorder.projector = recorder.projector, None
     try:
         store.put_many(
