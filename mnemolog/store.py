@@ -16,6 +16,7 @@ from eventsourcing.application import (
     Application,
     ProcessingEvent,
 )
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, Recording
 from eventsourcing.utils import get_topic
 
@@ -87,6 +88,24 @@ class MemoryApplication(Application[UUID]):
             cipher=self.factory.cipher(),
             compressor=self.factory.compressor(),
         )
+
+    def save(  # type: ignore[override]
+        self, *aggregates: Aggregate, **kwargs: Any
+    ) -> list[Recording[UUID]]:
+        """The library's save, collecting events straight from our aggregates.
+
+        Its generic path checks each object against runtime Protocols, which
+        costs about 60 us an object on Python 3.11: a tenth of a put.
+        """
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate in aggregates:
+            processing_event.events.extend(aggregate.collect_events())
+            processing_event.aggregates[aggregate.id] = aggregate
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         processing_event.saved_kwargs["projected_events"] = processing_event.events

@@ -216,6 +216,17 @@ class LogRecorder(SQLiteProcessRecorder):
         assert isinstance(cursor, SQLiteCursor)
         self._insert_tracking(cursor, Tracking(name, position))
 
+    def advance(
+        self, cursor: DbCursor, name: str, expected: int, position: int
+    ) -> bool:
+        cursor.execute(
+            "UPDATE tracking SET notification_id = ? "
+            "WHERE application_name = ? AND notification_id = ?",
+            (position, name, expected),
+        )
+        assert isinstance(cursor, SQLiteCursor)
+        return bool(cursor.sqlite_cursor.rowcount == 1)
+
     def notifications_after(
         self, cursor: DbCursor, position: int, *, upto: int | None, limit: int
     ) -> Sequence[Notification]:

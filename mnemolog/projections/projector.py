@@ -50,6 +50,11 @@ class LogAccess(Protocol):
     def track(self, cursor: DbCursor, name: str, position: int) -> None:
         """Records the named projection's new position."""
 
+    def advance(
+        self, cursor: DbCursor, name: str, expected: int, position: int
+    ) -> bool:
+        """Moves the position from ``expected`` to ``position``; False if not there."""
+
     def notifications_after(
         self, cursor: DbCursor, position: int, *, upto: int | None, limit: int
     ) -> Sequence[Notification]:
@@ -92,13 +97,15 @@ class Projector:
         """Applies just-recorded events in the transaction that recorded them."""
         first, last = positions[0], positions[-1]
         for projection in self.projections:
-            position = self.log.tracked_position(cursor, projection.name)
-            if position < first - 1:
-                self._replay(cursor, projection, position, upto=first - 1)
+            # The common case in one statement: the projection was current.
+            if not self.log.advance(cursor, projection.name, first - 1, last):
+                position = self.log.tracked_position(cursor, projection.name)
+                if position < first - 1:
+                    self._replay(cursor, projection, position, upto=first - 1)
+                self.log.track(cursor, projection.name, last)
             for event, at in zip(events, positions, strict=True):
                 if isinstance(event, projection.topics):
                     projection.handle(cursor, event, at)
-            self.log.track(cursor, projection.name, last)
 
     def catch_up(self, *, page_size: int = PAGE_SIZE) -> int:
         """Brings every projection to the head of the log; returns events applied."""
