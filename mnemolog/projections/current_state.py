@@ -41,6 +41,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from mnemolog.domain.memory import Memory
 from mnemolog.domain.values import JSON, canonical_json
+from mnemolog.projections.base import Projection, handles
 from mnemolog.projections.sql import DbCursor, compile_sql
 
 metadata_obj = MetaData()
@@ -189,24 +190,20 @@ def typed_cell(value: JSON) -> tuple[str, int | float | None, str | None]:
     return ("json", None, canonical_json(value).decode("utf-8"))
 
 
-class CurrentStateProjection:
+class CurrentStateProjection(Projection):
     """Folds Memory events into the memories, memory_tags and memory_meta tables."""
 
     name = "current_state"
     tables = TABLES
-    topics: tuple[type[Any], ...] = (
-        Memory.Created,
-        Memory.Updated,
-        Memory.Deleted,
-        Memory.Restored,
-    )
 
-    def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self._insert_row = compile_sql(insert(memories), dialect)
+    def __init__(self, dialect: Dialect, *, suffix: str = "") -> None:
+        super().__init__(dialect, suffix=suffix)
+        rows, tags, meta = (self.table(t.name) for t in TABLES)
+        self._rows = rows
+        self._insert_row = compile_sql(insert(rows), dialect)
         self._set_deleted = compile_sql(
-            update(memories)
-            .where(memories.c.id == bindparam("b_id"))
+            update(rows)
+            .where(rows.c.id == bindparam("b_id"))
             .values(
                 deleted=bindparam("deleted"),
                 version=bindparam("version"),
@@ -217,40 +214,39 @@ class CurrentStateProjection:
             ),
             dialect,
         )
+        self._select_tenant = compile_sql(
+            select(rows.c.tenant).where(rows.c.id == bindparam("b_id")), dialect
+        )
         self._delete_tags = compile_sql(
-            delete(memory_tags).where(memory_tags.c.memory_id == bindparam("b_id")),
-            dialect,
+            delete(tags).where(tags.c.memory_id == bindparam("b_id")), dialect
         )
-        self._insert_tag = compile_sql(insert(memory_tags), dialect)
+        self._insert_tag = compile_sql(insert(tags), dialect)
         self._delete_meta = compile_sql(
-            delete(memory_meta).where(memory_meta.c.memory_id == bindparam("b_id")),
-            dialect,
+            delete(meta).where(meta.c.memory_id == bindparam("b_id")), dialect
         )
-        self._insert_meta = compile_sql(insert(memory_meta), dialect)
+        self._insert_meta = compile_sql(insert(meta), dialect)
 
     @cache  # noqa: B019 - one entry per combination of changed fields, per instance
     def _update_statement(self, names: tuple[str, ...]) -> str:
         values: dict[str, Any] = {name: bindparam(name) for name in names}
+        rows = self._rows
         return compile_sql(
-            update(memories).where(memories.c.id == bindparam("b_id")).values(**values),
+            update(rows).where(rows.c.id == bindparam("b_id")).values(**values),
             self.dialect,
         )
 
-    def handle(self, cursor: DbCursor, event: Any, position: int) -> None:
-        """Applies one event at its log position."""
-        if isinstance(event, Memory.Created):
-            self._created(cursor, event, position)
-        elif isinstance(event, Memory.Updated):
-            self._updated(cursor, event, position)
-        elif isinstance(event, Memory.Deleted | Memory.Restored):
-            cursor.execute(
-                self._set_deleted,
-                {
-                    "b_id": event.originator_id.hex,
-                    "deleted": isinstance(event, Memory.Deleted),
-                    **self._stamp(event, position),
-                },
-            )
+    @handles(Memory.Deleted, Memory.Restored)
+    def _deleted_or_restored(
+        self, cursor: DbCursor, event: Memory.Event, position: int
+    ) -> None:
+        cursor.execute(
+            self._set_deleted,
+            {
+                "b_id": event.originator_id.hex,
+                "deleted": isinstance(event, Memory.Deleted),
+                **self._stamp(event, position),
+            },
+        )
 
     @staticmethod
     def _stamp(event: Memory.Event, position: int) -> dict[str, Any]:
@@ -262,6 +258,7 @@ class CurrentStateProjection:
             "position": position,
         }
 
+    @handles(Memory.Created)
     def _created(self, cursor: DbCursor, event: Memory.Created, position: int) -> None:
         memory_id = event.originator_id.hex
         at = to_micros(event.timestamp)
@@ -293,6 +290,7 @@ class CurrentStateProjection:
         self._write_tags(cursor, event.tenant, memory_id, event.tags)
         self._write_meta(cursor, event.tenant, memory_id, event.metadata)
 
+    @handles(Memory.Updated)
     def _updated(self, cursor: DbCursor, event: Memory.Updated, position: int) -> None:
         memory_id = event.originator_id.hex
         values: dict[str, Any] = self._stamp(event, position)
@@ -305,20 +303,14 @@ class CurrentStateProjection:
             self._update_statement(tuple(sorted(values))), {"b_id": memory_id, **values}
         )
         if "tags" in event.changes or "metadata" in event.changes:
-            cursor.execute(
-                f"SELECT tenant FROM memories WHERE id = {self._param('b_id')}",
-                {"b_id": memory_id},
-            )
-            tenant = _first(cursor.fetchone())
+            cursor.execute(self._select_tenant, {"b_id": memory_id})
+            tenant = cursor.fetchone()[0]
             if "tags" in event.changes:
                 cursor.execute(self._delete_tags, {"b_id": memory_id})
                 self._write_tags(cursor, tenant, memory_id, event.changes["tags"])
             if "metadata" in event.changes:
                 cursor.execute(self._delete_meta, {"b_id": memory_id})
                 self._write_meta(cursor, tenant, memory_id, event.changes["metadata"])
-
-    def _param(self, name: str) -> str:
-        return compile_sql(bindparam(name), self.dialect)
 
     def _write_tags(
         self, cursor: DbCursor, tenant: str, memory_id: str, tags: Sequence[str]
@@ -355,10 +347,6 @@ class CurrentStateProjection:
                     for path, vtype, vnum, vtext in rows
                 ],
             )
-
-
-def _first(row: Any) -> Any:
-    return row[0]
 
 
 # ---- queries ---------------------------------------------------------------

@@ -20,19 +20,10 @@ from typing import Any, Protocol
 from eventsourcing.persistence import Mapper, Notification
 from eventsourcing.utils import get_topic
 
+from mnemolog.projections.base import Projection
 from mnemolog.projections.sql import DbCursor
 
 PAGE_SIZE = 1000
-
-
-class Projection(Protocol):
-    """A read model folded from the log."""
-
-    name: str
-    topics: tuple[type[Any], ...]
-
-    def handle(self, cursor: DbCursor, event: Any, position: int) -> None:
-        """Applies one event at its log position."""
 
 
 class LogAccess(Protocol):
