@@ -163,3 +163,54 @@ class MemoryEvent(BaseModel):
                 hash=event.digest(),
             ),
         )
+
+
+class NamespaceInfo(BaseModel):
+    """A namespace (or an ancestor of one) and how many live memories are under it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str
+    depth: int
+    count: int
+
+
+AuditKind = Literal["created", "updated", "deleted", "restored"]
+
+
+class AuditEntry(BaseModel):
+    """One event in the audit timeline: who did what, when, to which memory."""
+
+    model_config = ConfigDict(frozen=True)
+
+    position: int
+    at: datetime
+    tenant: str
+    actor: str | None
+    task_id: str | None
+    source: str | None
+    reason: str | None
+    kind: AuditKind
+    namespace: str
+    key: str
+    version: int
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> AuditEntry:
+        """From an audit_log row (columns in AUDIT_COLUMNS order)."""
+        return trusted(
+            cls,
+            {
+                "position": row[0],
+                "at": from_micros(row[1]),
+                "tenant": row[2],
+                "actor": row[3],
+                "task_id": row[4],
+                "source": row[5],
+                "reason": row[6],
+                "kind": row[7],
+                "namespace": row[8],
+                "key": row[9],
+                "version": row[10],
+            },
+        )

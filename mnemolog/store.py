@@ -50,7 +50,8 @@ from mnemolog.domain.values import (
     encode_value,
     sha256_hex,
 )
-from mnemolog.models import Memory, MemoryEvent
+from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo
+from mnemolog.projections.audit import AuditProjection, AuditQuery, audit_sql
 from mnemolog.projections.current_state import (
     ORDER_COLUMNS,
     CurrentStateProjection,
@@ -60,7 +61,12 @@ from mnemolog.projections.current_state import (
     search_sql,
     to_micros,
 )
-from mnemolog.projections.projector import ProjectionStatus, Projector
+from mnemolog.projections.namespaces import (
+    NamespaceQuery,
+    NamespacesProjection,
+    list_namespaces_sql,
+)
+from mnemolog.projections.projector import ProjectionStatus, Projector, RebuildProgress
 from mnemolog.projections.sql import create_statements
 
 P = ParamSpec("P")
@@ -74,6 +80,7 @@ WHERE_OPERATORS = frozenset(
 )
 _OPERATOR_LIST = ", ".join(sorted(WHERE_OPERATORS))
 MAX_LIMIT = 10_000
+AUDIT_KINDS = ("created", "updated", "deleted", "restored")
 
 
 class MemoryApplication(Application[UUID]):
@@ -159,11 +166,16 @@ class MemoryStore:
         recorder = app.recorder
         assert isinstance(recorder, LogRecorder)
         dialect = sqlite_sql_dialect()
-        current_state = CurrentStateProjection(dialect)
+        projections = [
+            CurrentStateProjection(dialect),
+            NamespacesProjection(dialect),
+            AuditProjection(dialect),
+        ]
         with recorder.write_transaction() as cursor:
-            for statement in create_statements(current_state.tables, dialect):
-                cursor.execute(statement)
-        recorder.projector = Projector([current_state], recorder, app.mapper)
+            for projection in projections:
+                for statement in create_statements(projection.tables, dialect):
+                    cursor.execute(statement)
+        recorder.projector = Projector(projections, recorder, app.mapper)
         recorder.projector.catch_up()
         return cls(app, settings)
 
@@ -200,19 +212,12 @@ class MemoryStore:
         """The settings this store was opened with."""
         return self._settings
 
-    def projection_status(self) -> list[ProjectionStatus]:
-        """Each projection's position, the log's head, and the lag."""
-        return self._projector.status()
-
-    def catch_up(self) -> int:
-        """Applies events that other processes recorded without projecting them."""
-        return self._projector.catch_up()
-
     @property
-    def _projector(self) -> Projector:
+    def projections(self) -> Projections:
+        """Status, catch-up and rebuild of the read models."""
         projector = self._recorder.projector
         assert projector is not None
-        return projector
+        return Projections(projector)
 
     # ---- writes --------------------------------------------------------------
 
@@ -515,6 +520,92 @@ class MemoryStore:
         rows = self._recorder.fetch_all(sql, params)
         return [Memory.from_row(row) for row in rows]
 
+    def list_namespaces(
+        self,
+        *,
+        prefix: str | None = None,
+        max_depth: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        tenant: str | None = None,
+    ) -> list[NamespaceInfo]:
+        """Namespaces holding live memories, and their ancestors, in name order.
+
+        Each comes with the number of live memories at or under it. ``prefix``
+        matches whole segments; ``max_depth`` keeps namespaces of at most that
+        many segments (``user`` is 1, ``user:alice`` 2).
+        """
+        query = NamespaceQuery(
+            tenant=self._tenant(tenant),
+            prefix=(
+                str(self._namespace(prefix, "prefix", root_only=True))
+                if prefix is not None
+                else None
+            ),
+            max_depth=(
+                _bounded_int(max_depth, "max_depth", 1, 1024)
+                if max_depth is not None
+                else None
+            ),
+            limit=_bounded_int(limit, "limit", 1, MAX_LIMIT),
+            offset=_bounded_int(offset, "offset", 0, 2**62),
+        )
+        sql, params = list_namespaces_sql(query, self._dialect)
+        return [
+            NamespaceInfo(namespace=row[0], depth=row[1], count=row[2])
+            for row in self._recorder.fetch_all(sql, params)
+        ]
+
+    def audit(
+        self,
+        *,
+        actor: str | None = None,
+        namespace_prefix: str | None = None,
+        key: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_position: int | None = None,
+        limit: int = 100,
+        descending: bool = False,
+        tenant: str | None = None,
+    ) -> list[AuditEntry]:
+        """The timeline of changes in one tenant, in log order: who, what, when.
+
+        Filters combine; ``since`` is inclusive and ``until`` exclusive. Page with
+        ``after_position`` set to the last entry's position.
+        """
+        if kind is not None and kind not in AUDIT_KINDS:
+            raise ValidationError("kind", f"must be one of {', '.join(AUDIT_KINDS)}")
+        query = AuditQuery(
+            tenant=self._tenant(tenant),
+            actor=check_optional_text(actor, "actor"),
+            namespace_prefix=(
+                str(
+                    self._namespace(
+                        namespace_prefix, "namespace_prefix", root_only=True
+                    )
+                )
+                if namespace_prefix is not None
+                else None
+            ),
+            key=check_key(key) if key is not None else None,
+            kind=kind,
+            since=to_micros(_aware(since, "since")) if since is not None else None,
+            until=to_micros(_aware(until, "until")) if until is not None else None,
+            after_position=(
+                _bounded_int(after_position, "after_position", 0, 2**62)
+                if after_position is not None
+                else None
+            ),
+            limit=_bounded_int(limit, "limit", 1, MAX_LIMIT),
+            descending=bool(descending),
+        )
+        sql, params = audit_sql(query, self._dialect)
+        return [
+            AuditEntry.from_row(row) for row in self._recorder.fetch_all(sql, params)
+        ]
+
     # ---- internals -----------------------------------------------------------
 
     def _tenant(self, tenant: str | None) -> str:
@@ -790,6 +881,45 @@ class MemoryStore:
         return None if memory.deleted and not include_deleted else memory
 
 
+class Projections:
+    """The read models of a store: where each stands, catching up, rebuilding."""
+
+    def __init__(self, projector: Projector) -> None:
+        self._projector = projector
+
+    @property
+    def names(self) -> list[str]:
+        """The projections of this store."""
+        return [p.name for p in self._projector.projections]
+
+    def status(self) -> list[ProjectionStatus]:
+        """Per projection: its log position, the log's head, and the lag."""
+        return self._projector.status()
+
+    def catch_up(self) -> dict[str, int]:
+        """Applies events recorded without being projected; how many, per projection."""
+        return self._projector.catch_up()
+
+    def rebuild(
+        self,
+        name: str | None = None,
+        *,
+        progress: Callable[[RebuildProgress], None] | None = None,
+    ) -> list[ProjectionStatus]:
+        """Rebuilds one projection (or every one) from the log.
+
+        Rows are built in shadow tables and swapped in by one transaction, so
+        readers never see a half-built read model and a failed rebuild leaves
+        the old one in place.
+        """
+        if name is not None and name not in self.names:
+            known = ", ".join(self.names)
+            raise ValidationError(
+                "name", f"unknown projection {name!r}; known: {known}"
+            )
+        return self._projector.rebuild(name, progress=progress)
+
+
 @dataclass(frozen=True)
 class _Target:
     """A memory a write touches, and the version the caller expects it at."""
@@ -953,5 +1083,5 @@ class AsyncMemoryStore:
     history = _twin(MemoryStore.history)
     search = _twin(MemoryStore.search)
     close = _twin(MemoryStore.close)
-    catch_up = _twin(MemoryStore.catch_up)
-    projection_status = _twin(MemoryStore.projection_status)
+    list_namespaces = _twin(MemoryStore.list_namespaces)
+    audit = _twin(MemoryStore.audit)

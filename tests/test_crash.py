@@ -58,7 +58,7 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, seed: int) -> None:
         child.wait()
 
         with mnemolog.open(url) as store:
-            status = store.projection_status()[0]
+            status = store.projections.status()[0]
             assert status.lag == 0
             counter = store.get("app:crash", "counter")
             assert counter is not None

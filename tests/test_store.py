@@ -376,14 +376,14 @@ def test_put_many_is_atomic(store: MemoryStore) -> None:
 def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
     store: MemoryStore, call: object, field: str
 ) -> None:
-    before = store.projection_status()[0].head
+    before = store.projections.status()[0].head
     with pytest.raises(ValidationError) as info:
         call(store)  # type: ignore[operator]
     # The field may be a path inside the argument, like metadata.b.
     assert info.value.field == field or info.value.field.startswith(field + ".")
     assert isinstance(info.value, ValueError)
     assert str(info.value).startswith(field)
-    assert store.projection_status()[0].head == before
+    assert store.projections.status()[0].head == before
     assert store.search(limit=10_000, include_deleted=True) == []
 
 

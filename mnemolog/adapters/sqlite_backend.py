@@ -216,16 +216,24 @@ class LogRecorder(SQLiteProcessRecorder):
         assert isinstance(cursor, SQLiteCursor)
         self._insert_tracking(cursor, Tracking(name, position))
 
+    def set_position(self, cursor: DbCursor, name: str, position: int) -> None:
+        cursor.execute(
+            "INSERT INTO tracking VALUES (?, ?) ON CONFLICT (application_name) "
+            "DO UPDATE SET notification_id = excluded.notification_id",
+            (name, position),
+        )
+
     def advance(
-        self, cursor: DbCursor, name: str, expected: int, position: int
-    ) -> bool:
+        self, cursor: DbCursor, names: Sequence[str], expected: int, position: int
+    ) -> int:
+        marks = ",".join("?" * len(names))
         cursor.execute(
             "UPDATE tracking SET notification_id = ? "
-            "WHERE application_name = ? AND notification_id = ?",
-            (position, name, expected),
+            f"WHERE application_name IN ({marks}) AND notification_id = ?",
+            (position, *names, expected),
         )
         assert isinstance(cursor, SQLiteCursor)
-        return bool(cursor.sqlite_cursor.rowcount == 1)
+        return int(cursor.sqlite_cursor.rowcount)
 
     def notifications_after(
         self, cursor: DbCursor, position: int, *, upto: int | None, limit: int

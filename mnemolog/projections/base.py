@@ -20,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import quoted_name
 
 from mnemolog.projections.sql import DbCursor
 
@@ -70,7 +71,8 @@ class Projection:
                 t.to_metadata(shadow, name=t.name + suffix) for t in self.tables
             )
             for table in self.live_tables:
-                table.indexes.clear()  # built after the bulk load, at the swap
+                for index in table.indexes:  # index names are global in a schema
+                    index.name = quoted_name(f"{index.name}{suffix}", None)
         else:
             self.live_tables = self.tables
         self._by_name = {

@@ -12,16 +12,18 @@ rows it covers. Two ways in:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eventsourcing.persistence import Mapper, Notification
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import resolve_topic
+from sqlalchemy.schema import CreateIndex, DropIndex, DropTable
 
 from mnemolog.projections.base import Projection
-from mnemolog.projections.sql import DbCursor
+from mnemolog.projections.sql import DbCursor, create_statements
 
 PAGE_SIZE = 1000
 
@@ -42,9 +44,9 @@ class LogAccess(Protocol):
         """Records the named projection's new position."""
 
     def advance(
-        self, cursor: DbCursor, name: str, expected: int, position: int
-    ) -> bool:
-        """Moves the position from ``expected`` to ``position``; False if not there."""
+        self, cursor: DbCursor, names: Sequence[str], expected: int, position: int
+    ) -> int:
+        """Moves the named positions found at ``expected`` to ``position``; a count."""
 
     def notifications_after(
         self, cursor: DbCursor, position: int, *, upto: int | None, limit: int
@@ -53,6 +55,9 @@ class LogAccess(Protocol):
 
     def head_position(self, cursor: DbCursor) -> int:
         """The position of the newest entry in the log (0 if empty)."""
+
+    def set_position(self, cursor: DbCursor, name: str, position: int) -> None:
+        """Sets the named projection's position, whatever it was."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,30 @@ class ProjectionStatus:
         return self.head - self.position
 
 
+@dataclass(frozen=True)
+class RebuildProgress:
+    """How far a rebuild has read the log."""
+
+    name: str
+    done: int
+    total: int
+    elapsed: float
+
+    @property
+    def rate(self) -> float:
+        """Events a second so far."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the current rate."""
+        rate = self.rate
+        return (self.total - self.done) / rate if rate > 0 else None
+
+
+SHADOW_SUFFIX = "__rebuild"
+
+
 class Projector:
     """Applies events to a set of projections, inline or by catch-up."""
 
@@ -78,30 +107,33 @@ class Projector:
         self.projections = tuple(projections)
         self.log = log
         self.mapper = mapper
-        self._topics = {
-            p.name: frozenset(get_topic(t) for t in p.topics) for p in projections
-        }
+        self._wanted: dict[tuple[str, str], bool] = {}
 
     def apply_inline(
         self, cursor: DbCursor, events: Sequence[Any], positions: Sequence[int]
     ) -> None:
         """Applies just-recorded events in the transaction that recorded them."""
         first, last = positions[0], positions[-1]
-        for projection in self.projections:
-            # The common case in one statement: the projection was current.
-            if not self.log.advance(cursor, projection.name, first - 1, last):
+        names = [p.name for p in self.projections]
+        # The common case in one statement: every projection was current.
+        if self.log.advance(cursor, names, first - 1, last) < len(names):
+            for projection in self.projections:
                 position = self.log.tracked_position(cursor, projection.name)
+                if position == last:
+                    continue
                 if position < first - 1:
                     self._replay(cursor, projection, position, upto=first - 1)
                 self.log.track(cursor, projection.name, last)
+        for projection in self.projections:
             for event, at in zip(events, positions, strict=True):
                 if isinstance(event, projection.topics):
                     projection.handle(cursor, event, at)
 
-    def catch_up(self, *, page_size: int = PAGE_SIZE) -> int:
-        """Brings every projection to the head of the log; returns events applied."""
-        applied = 0
+    def catch_up(self, *, page_size: int = PAGE_SIZE) -> dict[str, int]:
+        """Brings every projection to the head of the log; events read by each."""
+        counts: dict[str, int] = {}
         for projection in self.projections:
+            applied = counts[projection.name] = 0
             while True:
                 with self.log.write_transaction() as cursor:
                     position = self.log.tracked_position(cursor, projection.name)
@@ -109,9 +141,10 @@ class Projector:
                         cursor, projection, position, upto=None, limit=page_size
                     )
                 applied += done
+                counts[projection.name] = applied
                 if done < page_size:
                     break
-        return applied
+        return counts
 
     def status(self) -> list[ProjectionStatus]:
         """Position, head and lag of each projection."""
@@ -124,6 +157,107 @@ class Projector:
                 for p in self.projections
             ]
 
+    def rebuild(
+        self,
+        name: str | None = None,
+        *,
+        progress: Callable[[RebuildProgress], None] | None = None,
+    ) -> list[ProjectionStatus]:
+        """Rebuilds one projection (or all) from the log, into shadow tables
+        swapped in at the end in one transaction: readers see the old tables
+        or the new, never a half-built one, and a failure leaves the old."""
+        known = {p.name: p for p in self.projections}
+        if name is not None and name not in known:
+            msg = f"unknown projection {name!r}; known: {', '.join(sorted(known))}"
+            raise KeyError(msg)
+        for projection in self.projections:
+            if name is None or projection.name == name:
+                self._rebuild(projection, progress)
+        return self.status()
+
+    def _rebuild(
+        self,
+        live: Projection,
+        progress: Callable[[RebuildProgress], None] | None,
+    ) -> None:
+        shadow = type(live)(live.dialect, suffix=SHADOW_SUFFIX)
+        dialect = live.dialect
+        with self.log.write_transaction() as cursor:
+            for table in shadow.live_tables:
+                cursor.execute(
+                    str(DropTable(table, if_exists=True).compile(dialect=dialect))
+                )
+            for statement in create_statements(shadow.live_tables, dialect):
+                cursor.execute(statement)
+            total = self.log.head_position(cursor)
+        try:
+            started = time.monotonic()
+            position, done = 0, 0
+            while True:
+                with self.log.write_transaction() as cursor:
+                    read, position = self._replay_page(cursor, shadow, position)
+                done += read
+                if progress is not None:
+                    total = max(total, position)
+                    progress(
+                        RebuildProgress(
+                            live.name, done, total, time.monotonic() - started
+                        )
+                    )
+                if read < PAGE_SIZE:
+                    break
+            with self.log.write_transaction() as cursor:
+                while True:  # what was written meanwhile, under the write lock
+                    read, position = self._replay_page(cursor, shadow, position)
+                    if read < PAGE_SIZE:
+                        break
+                self._swap(cursor, live, shadow)
+                self.log.set_position(cursor, live.name, self.log.head_position(cursor))
+        except BaseException:
+            with self.log.write_transaction() as cursor:
+                for table in shadow.live_tables:
+                    drop = DropTable(table, if_exists=True)
+                    cursor.execute(str(drop.compile(dialect=dialect)))
+            raise
+
+    def _replay_page(
+        self, cursor: DbCursor, projection: Projection, position: int
+    ) -> tuple[int, int]:
+        page = self.log.notifications_after(
+            cursor, position, upto=None, limit=PAGE_SIZE
+        )
+        for notification in page:
+            if self._wants(projection, notification.topic):
+                event = self.mapper.to_domain_event(notification)
+                projection.handle(cursor, event, notification.id)
+            position = notification.id
+        return len(page), position
+
+    @staticmethod
+    def _swap(cursor: DbCursor, live: Projection, shadow: Projection) -> None:
+        dialect = live.dialect
+        quote = dialect.identifier_preparer.quote
+        for table, built in zip(live.tables, shadow.live_tables, strict=True):
+            cursor.execute(
+                str(DropTable(table, if_exists=True).compile(dialect=dialect))
+            )
+            cursor.execute(
+                f"ALTER TABLE {quote(built.name)} RENAME TO {quote(table.name)}"
+            )
+            for index in built.indexes:
+                cursor.execute(str(DropIndex(index).compile(dialect=dialect)))
+            for index in table.indexes:
+                cursor.execute(str(CreateIndex(index).compile(dialect=dialect)))
+
+    def _wants(self, projection: Projection, topic: str) -> bool:
+        key = (projection.name, topic)
+        wanted = self._wanted.get(key)
+        if wanted is None:
+            cls = resolve_topic(topic)
+            wanted = isinstance(cls, type) and issubclass(cls, projection.topics)
+            self._wanted[key] = wanted
+        return wanted
+
     def _replay(
         self,
         cursor: DbCursor,
@@ -134,14 +268,13 @@ class Projector:
         limit: int | None = None,
     ) -> int:
         """Applies log entries after ``position``; returns how many were read."""
-        topics = self._topics[projection.name]
         read = 0
         while True:
             page = self.log.notifications_after(
                 cursor, position, upto=upto, limit=limit or PAGE_SIZE
             )
             for notification in page:
-                if notification.topic in topics:
+                if self._wants(projection, notification.topic):
                     event = self.mapper.to_domain_event(notification)
                     projection.handle(cursor, event, notification.id)
                 position = notification.id

@@ -33,20 +33,20 @@ def test_open_catches_up_events_the_projection_missed(tmp_path: Path) -> None:
     with mnemolog.open(url) as store:
         store.put("app:gap", "before", 0)
         write_without_projecting(store, 2_500, "k")  # more than two pages
-        status = store.projection_status()[0]
+        status = store.projections.status()[0]
         assert status.lag == 2_500
         assert store.get("app:gap", "k0") is None  # the read model has not seen it
     with mnemolog.open(url) as store:
-        assert store.projection_status()[0].lag == 0
+        assert store.projections.status()[0].lag == 0
         assert store.get("app:gap", "k2499").value == 2499  # type: ignore[union-attr]
         assert len(store.search(tags_any=["gap"], limit=10_000)) == 2_500
 
 
 def test_a_write_replays_the_gap_before_its_own_events(store: MemoryStore) -> None:
     write_without_projecting(store, 10, "k")
-    assert store.projection_status()[0].lag == 10
+    assert store.projections.status()[0].lag == 10
     store.put("app:gap", "after", "x")
-    assert store.projection_status()[0].lag == 0
+    assert store.projections.status()[0].lag == 0
     assert {m.key for m in store.search(namespace_prefix="app:gap")} == {
         *(f"k{i}" for i in range(10)),
         "after",
@@ -55,6 +55,10 @@ def test_a_write_replays_the_gap_before_its_own_events(store: MemoryStore) -> No
 
 def test_catch_up_reports_what_it_applied(store: MemoryStore) -> None:
     write_without_projecting(store, 7, "k")
-    assert store.catch_up() == 7
-    assert store.catch_up() == 0
+    assert store.projections.catch_up() == {
+        "current_state": 7,
+        "namespaces": 7,
+        "audit": 7,
+    }
+    assert set(store.projections.catch_up().values()) == {0}
     assert store.get("app:gap", "k6").value == 6  # type: ignore[union-attr]
