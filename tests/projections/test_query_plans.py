@@ -12,12 +12,14 @@ import pytest
 
 import mnemolog
 from mnemolog.adapters.sqlite_backend import sqlite_sql_dialect
+from mnemolog.projections.audit import AuditQuery, audit_sql
 from mnemolog.projections.current_state import (
     MetaCondition,
     SearchQuery,
     get_by_id_statement,
     search_sql,
 )
+from mnemolog.projections.namespaces import NamespaceQuery, list_namespaces_sql
 
 # "SCAN t" and "SCAN t USING INDEX i" both read every row of a table or index.
 FULL_SCAN = re.compile(r"\bSCAN (memories|memory_tags|memory_meta)\b")
@@ -111,3 +113,37 @@ def test_get_by_id_is_a_primary_key_lookup(db: sqlite3.Connection) -> None:
 def test_the_check_itself_catches_a_full_scan(db: sqlite3.Connection) -> None:
     steps = plan(db, "SELECT * FROM memories WHERE value LIKE '%x%'", {})
     assert any(FULL_SCAN.search(step) for step in steps), steps
+
+
+NAMESPACE_LISTINGS = {
+    "all": NamespaceQuery(tenant="t1"),
+    "prefix": NamespaceQuery(tenant="t1", prefix="user:u3"),
+    "depth": NamespaceQuery(tenant="t1", max_depth=2),
+    "prefix and depth": NamespaceQuery(tenant="t1", prefix="user", max_depth=2),
+}
+
+
+@pytest.mark.parametrize("name", list(NAMESPACE_LISTINGS))
+def test_namespace_listing_uses_indexes(db: sqlite3.Connection, name: str) -> None:
+    sql, params = list_namespaces_sql(NAMESPACE_LISTINGS[name], sqlite_sql_dialect())
+    steps = plan(db, sql, params)
+    assert not [s for s in steps if re.search(r"\bSCAN namespaces\b", s)], steps
+
+
+AUDITS = {
+    "timeline": AuditQuery(tenant="t1"),
+    "newest first": AuditQuery(tenant="t1", descending=True),
+    "actor": AuditQuery(tenant="t1", actor="a"),
+    "prefix": AuditQuery(tenant="t1", namespace_prefix="user:u3"),
+    "kind": AuditQuery(tenant="t1", kind="deleted"),
+    "time window": AuditQuery(tenant="t1", since=0, until=2**60),
+    "page": AuditQuery(tenant="t1", after_position=100),
+    "key": AuditQuery(tenant="t1", key="k1"),
+}
+
+
+@pytest.mark.parametrize("name", list(AUDITS))
+def test_audit_paths_use_indexes(db: sqlite3.Connection, name: str) -> None:
+    sql, params = audit_sql(AUDITS[name], sqlite_sql_dialect())
+    steps = plan(db, sql, params)
+    assert not [s for s in steps if re.search(r"\bSCAN audit_log\b", s)], steps
