@@ -14,7 +14,8 @@ from pydantic import BaseModel
 import mnemolog
 from mnemolog.config import DEFAULT_URL
 from mnemolog.domain.errors import MnemologError, ValidationError
-from mnemolog.models import Memory, MemoryEvent
+from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo
+from mnemolog.projections.projector import RebuildProgress
 from mnemolog.store import MemoryStore
 
 TABLE_COLUMNS = ("namespace", "key", "version", "memory_type", "updated_at", "value")
@@ -99,6 +100,32 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=50)
     search.add_argument("--offset", type=int, default=0)
     search.set_defaults(run=_search)
+
+    namespaces = command("namespaces", help="namespaces with live memories, counted")
+    namespaces.add_argument("--prefix", help="namespace prefix (whole segments)")
+    namespaces.add_argument("--max-depth", type=int)
+    namespaces.add_argument("--limit", type=int, default=100)
+    namespaces.add_argument("--offset", type=int, default=0)
+    namespaces.set_defaults(run=_namespaces)
+
+    audit = command("audit", help="the timeline: who changed what, when")
+    audit.add_argument("--actor")
+    audit.add_argument("--prefix", dest="namespace_prefix", help="namespace prefix")
+    audit.add_argument("--key")
+    audit.add_argument("--kind", choices=("created", "updated", "deleted", "restored"))
+    audit.add_argument("--since", type=_moment, help="ISO time, inclusive")
+    audit.add_argument("--until", type=_moment, help="ISO time, exclusive")
+    audit.add_argument("--after-position", type=int, help="page after this entry")
+    audit.add_argument("--limit", type=int, default=100)
+    audit.add_argument("--newest-first", action="store_true")
+    audit.set_defaults(run=_audit)
+
+    status = command("status", help="each projection's position, the head, the lag")
+    status.set_defaults(run=_status)
+
+    rebuild = command("rebuild", help="rebuild read models from the log")
+    rebuild.add_argument("name", nargs="?", help="one projection (default: all)")
+    rebuild.set_defaults(run=_rebuild)
 
     demo = command("demo", help="a tour: write, change, time-travel, search")
     demo.set_defaults(run=_demo)
@@ -224,6 +251,70 @@ def _search(store: MemoryStore, args: argparse.Namespace) -> list[Memory]:
     )
 
 
+def _namespaces(store: MemoryStore, args: argparse.Namespace) -> list[NamespaceInfo]:
+    return store.list_namespaces(
+        prefix=args.prefix,
+        max_depth=args.max_depth,
+        limit=args.limit,
+        offset=args.offset,
+    )
+
+
+def _audit(store: MemoryStore, args: argparse.Namespace) -> list[AuditEntry]:
+    return store.audit(
+        actor=args.actor,
+        namespace_prefix=args.namespace_prefix,
+        key=args.key,
+        kind=args.kind,
+        since=args.since,
+        until=args.until,
+        after_position=args.after_position,
+        limit=args.limit,
+        descending=args.newest_first,
+    )
+
+
+def _status(store: MemoryStore, args: argparse.Namespace) -> list[dict[str, Any]]:
+    return [
+        {"name": s.name, "position": s.position, "head": s.head, "lag": s.lag}
+        for s in store.projections.status()
+    ]
+
+
+def _rebuild(store: MemoryStore, args: argparse.Namespace) -> list[dict[str, Any]]:
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    store.projections.rebuild(args.name, progress=bar)
+    if bar is not None:
+        bar.finish()
+    return _status(store, args)
+
+
+class ProgressBar:
+    """Events done, rate and time left, redrawn on one terminal line."""
+
+    def __init__(self, out: TextIO, width: int = 30) -> None:
+        self.out = out
+        self.width = width
+        self.drawn = False
+
+    def __call__(self, progress: RebuildProgress) -> None:
+        share = progress.done / progress.total if progress.total else 1.0
+        filled = round(share * self.width)
+        eta = f"{progress.eta:.0f}s" if progress.eta is not None else "?"
+        self.out.write(
+            f"\r{progress.name:<14} [{'#' * filled}{'.' * (self.width - filled)}] "
+            f"{progress.done:,}/{progress.total:,} events  "
+            f"{progress.rate:,.0f}/s  ETA {eta}   "
+        )
+        self.out.flush()
+        self.drawn = True
+
+    def finish(self) -> None:
+        """Ends the bar's line."""
+        if self.drawn:
+            self.out.write("\n")
+
+
 def _demo(store: MemoryStore, args: argparse.Namespace) -> str:
     from mnemolog.adapters.demo import run_demo
 
@@ -254,12 +345,18 @@ def emit(result: Any, output_format: str, out: TextIO) -> None:
 
 
 def render_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of the main columns of memories or history entries."""
+    """A plain-text table: the main columns of memories and history entries, or
+    every column of other rows."""
+    if not rows:
+        return "(none)"
     flat = [
-        row.get("memory", {}) | {"kind": row["kind"]} if "kind" in row else row
+        row.get("memory", {}) | {"kind": row["kind"]} if "memory" in row else row
         for row in rows
     ]
-    columns = list(TABLE_COLUMNS) + (["kind"] if any("kind" in r for r in flat) else [])
+    if "value" in flat[0]:
+        columns = list(TABLE_COLUMNS) + (["kind"] if "kind" in flat[0] else [])
+    else:
+        columns = list(flat[0])
     cells = [[_cell(r.get(c)) for c in columns] for r in flat]
     widths = [
         max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)

@@ -170,5 +170,6 @@ def _audit_sql(present: tuple[str, ...], descending: bool, dialect: Dialect) -> 
         .where(and_(*conditions))
         .order_by(order)
         .limit(bindparam("limit", type_=BigInteger))
+        .offset(literal_column("0"))  # SQLite's LIMIT clause wants an OFFSET
     )
     return compile_sql(statement, dialect)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     insert,
+    literal_column,
     select,
     update,
 )
@@ -167,7 +168,10 @@ def list_namespaces_sql(
 @lru_cache(maxsize=16)
 def _list_sql(by_prefix: bool, by_depth: bool, dialect: Dialect) -> str:
     n = namespaces
-    conditions = [n.c.tenant == bindparam("tenant"), n.c.live_count > 0]
+    conditions = [
+        n.c.tenant == bindparam("tenant"),
+        n.c.live_count > literal_column("0"),
+    ]
     if by_prefix:
         conditions += [n.c.ns_path >= bindparam("low"), n.c.ns_path < bindparam("high")]
     if by_depth:
