@@ -19,10 +19,14 @@ from mnemolog.domain.errors import (
     ValidationError,
     VersionConflict,
 )
-from mnemolog.models import Memory, MemoryEvent
+from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo
 from mnemolog.store import AsyncMemoryStore, MemoryStore
+from mnemolog.verification import VerifyReport
 
 __all__ = [
+    "AuditEntry",
+    "NamespaceInfo",
+    "VerifyReport",
     "DEFAULT_URL",
     "AsyncMemoryStore",
     "IntegrityViolation",

@@ -68,6 +68,7 @@ from mnemolog.projections.namespaces import (
 )
 from mnemolog.projections.projector import ProjectionStatus, Projector, RebuildProgress
 from mnemolog.projections.sql import create_statements
+from mnemolog.verification import VerifyReport, verify
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -519,6 +520,17 @@ class MemoryStore:
         sql, params = search_sql(query, self._dialect)
         rows = self._recorder.fetch_all(sql, params)
         return [Memory.from_row(row) for row in rows]
+
+    def verify(self, *, projections: bool = True) -> VerifyReport:
+        """Checks every stream's hash chain and, unless told not to, that every
+        read model equals a rebuild of it. Covers the whole log, all tenants;
+        the report names events and rows by position and key, never by value.
+        """
+        projector = self._recorder.projector
+        assert projector is not None
+        return verify(
+            self._recorder, self._app.mapper, projector, projections=projections
+        )
 
     def list_namespaces(
         self,
@@ -1085,3 +1097,4 @@ class AsyncMemoryStore:
     close = _twin(MemoryStore.close)
     list_namespaces = _twin(MemoryStore.list_namespaces)
     audit = _twin(MemoryStore.audit)
+    verify = _twin(MemoryStore.verify)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -17,6 +18,15 @@ from mnemolog.domain.errors import MnemologError, ValidationError
 from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo
 from mnemolog.projections.projector import RebuildProgress
 from mnemolog.store import MemoryStore
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A result printed as usual, with the exit status it calls for."""
+
+    data: Any
+    status: int
+
 
 TABLE_COLUMNS = ("namespace", "key", "version", "memory_type", "updated_at", "value")
 
@@ -35,11 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result is None:
         print("error: not found", file=sys.stderr)
         return 1
+    status = 0
+    if isinstance(result, Outcome):
+        result, status = result.data, result.status
     if isinstance(result, str):
         print(result)
     else:
         emit(result, args.format, sys.stdout)
-    return 0
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = command("status", help="each projection's position, the head, the lag")
     status.set_defaults(run=_status)
+
+    check = command("verify", help="check hash chains and read models; 1 if broken")
+    check.add_argument("--no-projections", action="store_true", help="chains only")
+    check.set_defaults(run=_verify)
 
     rebuild = command("rebuild", help="rebuild read models from the log")
     rebuild.add_argument("name", nargs="?", help="one projection (default: all)")
@@ -279,6 +296,18 @@ def _status(store: MemoryStore, args: argparse.Namespace) -> list[dict[str, Any]
         {"name": s.name, "position": s.position, "head": s.head, "lag": s.lag}
         for s in store.projections.status()
     ]
+
+
+def _verify(store: MemoryStore, args: argparse.Namespace) -> Outcome:
+    report = store.verify(projections=not args.no_projections)
+    result = {
+        "ok": report.ok,
+        "events": report.events,
+        "streams": report.streams,
+        "projections_checked": list(report.projections_checked),
+        "problems": list(report.problems),
+    }
+    return Outcome(result, 0 if report.ok else 1)
 
 
 def _rebuild(store: MemoryStore, args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from eventsourcing.persistence import Mapper, Notification
 from eventsourcing.utils import resolve_topic
@@ -96,6 +96,7 @@ class RebuildProgress:
 
 
 SHADOW_SUFFIX = "__rebuild"
+T = TypeVar("T")
 
 
 class Projector:
@@ -175,19 +176,40 @@ class Projector:
                 self._rebuild(projection, progress)
         return self.status()
 
+    def differences(self, name: str | None = None) -> list[str]:
+        """Builds each projection (or the named one) afresh from the log beside
+        the live one and compares them; one line per table that differs."""
+        found: list[str] = []
+        for projection in self.projections:
+            if name is None or projection.name == name:
+                found += self._build(projection, None, self._compare)
+        return found
+
     def _rebuild(
         self,
         live: Projection,
         progress: Callable[[RebuildProgress], None] | None,
     ) -> None:
+        def swap(cursor: DbCursor, live: Projection, shadow: Projection) -> None:
+            self._swap(cursor, live, shadow)
+            self.log.set_position(cursor, live.name, self.log.head_position(cursor))
+
+        self._build(live, progress, swap)
+
+    def _build(
+        self,
+        live: Projection,
+        progress: Callable[[RebuildProgress], None] | None,
+        finish: Callable[[DbCursor, Projection, Projection], T],
+    ) -> T:
+        """Replays the whole log into shadow tables, then, under the write lock,
+        what was written meanwhile, and hands both sets of tables to ``finish``
+        in that same transaction. The shadow tables are gone afterwards unless
+        ``finish`` took them."""
         shadow = type(live)(live.dialect, suffix=SHADOW_SUFFIX)
-        dialect = live.dialect
         with self.log.write_transaction() as cursor:
-            for table in shadow.live_tables:
-                cursor.execute(
-                    str(DropTable(table, if_exists=True).compile(dialect=dialect))
-                )
-            for statement in create_statements(shadow.live_tables, dialect):
+            self._drop(cursor, shadow)
+            for statement in create_statements(shadow.live_tables, live.dialect):
                 cursor.execute(statement)
             total = self.log.head_position(cursor)
         try:
@@ -199,11 +221,8 @@ class Projector:
                 done += read
                 if progress is not None:
                     total = max(total, position)
-                    progress(
-                        RebuildProgress(
-                            live.name, done, total, time.monotonic() - started
-                        )
-                    )
+                    elapsed = time.monotonic() - started
+                    progress(RebuildProgress(live.name, done, total, elapsed))
                 if read < PAGE_SIZE:
                     break
             with self.log.write_transaction() as cursor:
@@ -211,14 +230,43 @@ class Projector:
                     read, position = self._replay_page(cursor, shadow, position)
                     if read < PAGE_SIZE:
                         break
-                self._swap(cursor, live, shadow)
-                self.log.set_position(cursor, live.name, self.log.head_position(cursor))
+                result = finish(cursor, live, shadow)
+                self._drop(cursor, shadow)
         except BaseException:
             with self.log.write_transaction() as cursor:
-                for table in shadow.live_tables:
-                    drop = DropTable(table, if_exists=True)
-                    cursor.execute(str(drop.compile(dialect=dialect)))
+                self._drop(cursor, shadow)
             raise
+        return result
+
+    @staticmethod
+    def _drop(cursor: DbCursor, projection: Projection) -> None:
+        for table in projection.live_tables:
+            drop = DropTable(table, if_exists=True)
+            cursor.execute(str(drop.compile(dialect=projection.dialect)))
+
+    @staticmethod
+    def _compare(cursor: DbCursor, live: Projection, built: Projection) -> list[str]:
+        quote = live.dialect.identifier_preparer.quote
+        found = []
+        for table, rebuilt in zip(live.tables, built.live_tables, strict=True):
+            names = ", ".join(quote(c.name) for c in table.columns)
+            # Name the row by its key only: the report must not leak values.
+            keys = ", ".join(quote(c.name) for c in table.primary_key.columns)
+            for left, right, side in (
+                (table, rebuilt, "the live read model but not in a rebuild"),
+                (rebuilt, table, "a rebuild but not in the live read model"),
+            ):
+                cursor.execute(
+                    f"SELECT {keys} FROM (SELECT {names} FROM {quote(left.name)} "
+                    f"EXCEPT SELECT {names} FROM {quote(right.name)}) AS d LIMIT 1"
+                )
+                row = cursor.fetchone()
+                if row is not None:
+                    found.append(
+                        f"{live.name}: the {table.name} row with key {tuple(row)} "
+                        f"is in {side}"
+                    )
+        return found
 
     def _replay_page(
         self, cursor: DbCursor, projection: Projection, position: int
