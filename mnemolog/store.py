@@ -521,6 +521,80 @@ class MemoryStore:
         rows = self._recorder.fetch_all(sql, params)
         return [Memory.from_row(row) for row in rows]
 
+    def as_of(
+        self, moment: datetime | int, *, namespace_prefix: str | None = None
+    ) -> PointInTimeView:
+        """This tenant (or one namespace of it) as it stood at an instant
+        (an aware datetime) or at a log position (an int): a read-only view.
+
+        The events up to that point are replayed from the log into a store in
+        memory, so every query answers exactly as it would have then.
+        """
+        from mnemolog.transfer import replay
+
+        tenant = self._tenant(None)
+        prefix = (
+            str(self._namespace(namespace_prefix, "namespace_prefix", root_only=True))
+            if namespace_prefix is not None
+            else None
+        )
+        as_of: datetime | None = None
+        position: int | None = None
+        if isinstance(moment, datetime):
+            as_of = _aware(moment, "moment")
+        else:
+            head = self.projections.status()[0].head
+            position = _bounded_int(moment, "moment", 0, head)
+        target = MemoryStore.open("memory://", settings=self._settings)
+        replay(
+            self,
+            target,
+            tenant=tenant,
+            as_of=as_of,
+            position=position,
+            namespace_prefix=prefix,
+        )
+        return PointInTimeView(target, tenant)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by tenant, memory type and namespace root; the log's size; lag."""
+        scope, params = "", ()
+        if self._bound_tenant is not None:
+            scope, params = "AND tenant = ?", (self._bound_tenant,)  # type: ignore[assignment]
+        tenants: dict[str, Any] = {}
+
+        def entry(tenant: str) -> dict[str, Any]:
+            blank = {"live": 0, "deleted": 0, "by_type": {}, "by_root": {}}
+            return tenants.setdefault(tenant, blank)  # type: ignore[no-any-return]
+
+        for tenant, memory_type, deleted, count in self._recorder.fetch_all(
+            "SELECT tenant, memory_type, deleted, COUNT(*) FROM memories "
+            f"WHERE 1 = 1 {scope} GROUP BY tenant, memory_type, deleted",
+            params,
+        ):
+            if deleted:
+                entry(tenant)["deleted"] += count
+            else:
+                entry(tenant)["live"] += count
+                entry(tenant)["by_type"][memory_type] = count
+        for tenant, root, count in self._recorder.fetch_all(
+            "SELECT tenant, namespace, live_count FROM namespaces "
+            f"WHERE depth = 1 AND live_count > 0 {scope}",
+            params,
+        ):
+            entry(tenant)["by_root"][root] = count
+        events, size = self._recorder.fetch_one(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(state)), 0) FROM stored_events", ()
+        )
+        return {
+            "tenants": tenants,
+            "log": {"events": events, "payload_bytes": size},
+            "projections": [
+                {"name": s.name, "position": s.position, "head": s.head, "lag": s.lag}
+                for s in self.projections.status()
+            ],
+        }
+
     def verify(self, *, projections: bool = True) -> VerifyReport:
         """Checks every stream's hash chain and, unless told not to, that every
         read model equals a rebuild of it. Covers the whole log, all tenants;
@@ -891,6 +965,40 @@ class MemoryStore:
     @staticmethod
     def _visible(memory: Memory, include_deleted: bool) -> Memory | None:
         return None if memory.deleted and not include_deleted else memory
+
+
+class PointInTimeView:
+    """A read-only view of one tenant as it stood at an instant or log position."""
+
+    def __init__(self, store: MemoryStore, tenant: str) -> None:
+        self._store = store.tenant(tenant)
+        self._owner = store
+
+    def get(self, namespace: str, key: str, **kwargs: Any) -> Memory | None:
+        """As :meth:`MemoryStore.get`, at that point."""
+        return self._store.get(namespace, key, **kwargs)
+
+    def search(self, **kwargs: Any) -> list[Memory]:
+        """As :meth:`MemoryStore.search`, at that point."""
+        return self._store.search(**kwargs)
+
+    def list_namespaces(self, **kwargs: Any) -> list[NamespaceInfo]:
+        """As :meth:`MemoryStore.list_namespaces`, at that point."""
+        return self._store.list_namespaces(**kwargs)
+
+    def history(self, namespace: str, key: str) -> list[MemoryEvent]:
+        """As :meth:`MemoryStore.history`, up to that point."""
+        return self._store.history(namespace, key)
+
+    def close(self) -> None:
+        """Frees the replayed state."""
+        self._owner.close()
+
+    def __enter__(self) -> PointInTimeView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Projections:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import BaseModel
@@ -18,6 +19,7 @@ from mnemolog.domain.errors import MnemologError, ValidationError
 from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo
 from mnemolog.projections.projector import RebuildProgress
 from mnemolog.store import MemoryStore
+from mnemolog.transfer import export_events, import_events, replay
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     if isinstance(result, Outcome):
         result, status = result.data, result.status
+        if result is None:
+            return int(status)
     if isinstance(result, str):
         print(result)
     else:
@@ -135,6 +139,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = command("status", help="each projection's position, the head, the lag")
     status.set_defaults(run=_status)
+
+    export = command(
+        "export", help="every event (of --tenant, if given) as JSON lines, in log order"
+    )
+    export.set_defaults(run=_export)
+
+    load = command(
+        "import", help="import an export into an empty store, or into an empty --tenant"
+    )
+    load.add_argument("file", help="a JSONL file written by export")
+    load.set_defaults(run=_import)
+
+    replay_command = command("replay", help="the state as it was at a time or position")
+    moment = replay_command.add_mutually_exclusive_group(required=True)
+    moment.add_argument("--as-of", type=_moment, help="ISO time")
+    moment.add_argument("--position", type=int, help="log position")
+    replay_command.add_argument("--namespace", help="namespace prefix")
+    replay_command.add_argument(
+        "--into", help="materialise into this (empty) store URL"
+    )
+    replay_command.set_defaults(run=_replay)
+
+    stats = command("stats", help="counts by tenant, type and root; log size; lag")
+    stats.set_defaults(run=_stats)
 
     check = command("verify", help="check hash chains and read models; 1 if broken")
     check.add_argument("--no-projections", action="store_true", help="chains only")
@@ -296,6 +324,50 @@ def _status(store: MemoryStore, args: argparse.Namespace) -> list[dict[str, Any]
         {"name": s.name, "position": s.position, "head": s.head, "lag": s.lag}
         for s in store.projections.status()
     ]
+
+
+def _export(store: MemoryStore, args: argparse.Namespace) -> Outcome:
+    out = sys.stdout.buffer
+    count = export_events(store, out.write, tenant=args.tenant)
+    out.flush()
+    print(f"exported {count} events", file=sys.stderr)
+    return Outcome(None, 0)
+
+
+def _import(store: MemoryStore, args: argparse.Namespace) -> dict[str, Any]:
+    path = Path(args.file)
+    if not path.is_file():
+        raise ValidationError("file", f"{path} is not a readable file")
+
+    def lines() -> Iterable[bytes]:
+        with path.open("rb") as handle:
+            yield from handle
+
+    count = import_events(store, lines, tenant=args.tenant)
+    return {"imported": count, "verify": store.verify().ok}
+
+
+def _replay(store: MemoryStore, args: argparse.Namespace) -> Any:
+    if args.into:
+        with mnemolog.open(args.into) as target:
+            if target.projections.status()[0].head:
+                raise ValidationError("into", f"{args.into} is not empty")
+            count = replay(
+                store,
+                target,
+                tenant=store.tenant_name,
+                as_of=args.as_of,
+                position=args.position,
+                namespace_prefix=args.namespace,
+            )
+        return {"replayed_events": count, "into": args.into}
+    moment = args.as_of if args.as_of is not None else args.position
+    with store.as_of(moment, namespace_prefix=args.namespace) as view:
+        return view.search(limit=10_000, order_by="namespace")
+
+
+def _stats(store: MemoryStore, args: argparse.Namespace) -> dict[str, Any]:
+    return store.stats()
 
 
 def _verify(store: MemoryStore, args: argparse.Namespace) -> Outcome:

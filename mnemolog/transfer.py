@@ -1,0 +1,339 @@
+"""Moving events between stores: export, import, and replay up to a moment.
+
+An exported line is one stored event, exactly as stored (before upcasting):
+
+    {"position": 7, "id": "<stream hex>", "version": 2,
+     "topic": "mnemolog.domain.memory:Memory.Updated", "state": {...}}
+
+The last line is a trailer, ``{"export": "end", "events": N}``, so that a file
+cut short, even at a line boundary, is refused. Import writes the same
+payloads, so every digest, and so every hash chain, is the same in the new
+store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import TopicError, resolve_topic
+
+from mnemolog.domain import memory as domain
+from mnemolog.domain.chain import GENESIS_HASH
+from mnemolog.domain.errors import ValidationError
+from mnemolog.projections.projector import PAGE_SIZE
+
+if TYPE_CHECKING:
+    from mnemolog.store import MemoryStore
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """One stored event with its JSON state, as exported."""
+
+    position: int
+    stream: UUID
+    version: int
+    topic: str
+    state: dict[str, Any]
+
+    def to_line(self) -> bytes:
+        """The JSONL form."""
+        return orjson.dumps(
+            {
+                "position": self.position,
+                "id": self.stream.hex,
+                "version": self.version,
+                "topic": self.topic,
+                "state": self.state,
+            }
+        )
+
+
+def read_log(store: MemoryStore) -> Iterator[LoggedEvent]:
+    """Every event of the log in order, a page at a time (constant memory)."""
+    recorder, mapper = store._recorder, store._app.mapper
+    position = 0
+    while True:
+        with recorder.read_transaction() as cursor:
+            page = recorder.notifications_after(
+                cursor, position, upto=None, limit=PAGE_SIZE
+            )
+        for notification in page:
+            data = notification.state
+            if mapper.cipher:
+                data = mapper.cipher.decrypt(data)
+            if mapper.compressor:
+                data = mapper.compressor.decompress(data)
+            stream = notification.originator_id
+            assert isinstance(stream, UUID)
+            yield LoggedEvent(
+                notification.id,
+                stream,
+                notification.originator_version,
+                notification.topic,
+                orjson.loads(data),
+            )
+            position = notification.id
+        if len(page) < PAGE_SIZE:
+            return
+
+
+def tenant_events(
+    events: Iterable[LoggedEvent],
+    *,
+    tenant: str | None,
+    namespace_prefix: str | None = None,
+) -> Iterator[LoggedEvent]:
+    """The events of streams created in one tenant (and namespace), in order."""
+    chosen: set[UUID] = set()
+    for event in events:
+        if event.version == 1:
+            state = event.state
+            if (tenant is None or state.get("tenant") == tenant) and (
+                namespace_prefix is None
+                or _within(str(state.get("namespace", "")), namespace_prefix)
+            ):
+                chosen.add(event.stream)
+        if event.stream in chosen:
+            yield event
+
+
+def _within(namespace: str, prefix: str) -> bool:
+    return namespace == prefix or namespace.startswith(prefix + ":")
+
+
+def export_events(
+    store: MemoryStore, write: Callable[[bytes], object], *, tenant: str | None = None
+) -> int:
+    """Writes every event (of one tenant, if given) as JSON lines; returns the count."""
+    count = 0
+    for event in tenant_events(read_log(store), tenant=tenant):
+        write(event.to_line() + b"\n")
+        count += 1
+    write(orjson.dumps({"export": "end", "events": count}) + b"\n")
+    return count
+
+
+def parse_lines(lines: Iterable[bytes | str]) -> Iterator[LoggedEvent]:
+    """Reads exported lines, refusing anything malformed with the line number."""
+    count = 0
+    trailer: dict[str, Any] | None = None
+    number = 0
+    for number, line in enumerate(lines, start=1):
+        where = f"line {number}"
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise ValidationError(where, "is not JSON (a truncated file?)") from None
+        if trailer is not None:
+            raise ValidationError(where, "comes after the export's trailer line")
+        if isinstance(record, dict) and record.get("export") == "end":
+            trailer = record
+            continue
+        if not isinstance(record, dict) or set(record) != {
+            "position",
+            "id",
+            "version",
+            "topic",
+            "state",
+        }:
+            raise ValidationError(
+                where, "must hold position, id, version, topic, state"
+            )
+        try:
+            stream = UUID(hex=record["id"])
+        except (TypeError, ValueError):
+            raise ValidationError(where, "id must be a stream id in hex") from None
+        position, version = record["position"], record["version"]
+        if not all(isinstance(n, int) and n >= 1 for n in (position, version)):
+            raise ValidationError(where, "position and version must be integers >= 1")
+        if not isinstance(record["topic"], str) or not isinstance(
+            record["state"], dict
+        ):
+            raise ValidationError(where, "topic must be text and state an object")
+        count += 1
+        yield LoggedEvent(position, stream, version, record["topic"], record["state"])
+    if trailer is None:
+        raise ValidationError(
+            f"line {number + 1}", "the export's trailer line is missing: truncated?"
+        )
+    if trailer.get("events") != count:
+        raise ValidationError(
+            "trailer",
+            f"the export says {trailer.get('events')} events but holds {count}: "
+            "lines are missing or were added",
+        )
+
+
+class Checker:
+    """Checks a sequence of events as a log: known types and versions, streams
+    without gaps, hash chains intact, ids that match their tenant/namespace/key."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._mapper = store._app.mapper
+        self._versions: dict[UUID, int] = {}
+        self._digests: dict[UUID, str] = {}
+        self.tenants: set[str] = set()
+        self._position = 0
+
+    def check(self, event: LoggedEvent, where: str) -> Any:
+        """The decoded domain event, or ValidationError naming what is wrong."""
+        try:
+            cls = resolve_topic(event.topic)
+        except TopicError:
+            raise ValidationError(
+                where, f"unknown event type {event.topic!r}"
+            ) from None
+        if not (isinstance(cls, type) and issubclass(cls, domain.Memory.Event)):
+            raise ValidationError(where, f"unknown event type {event.topic!r}")
+        written = event.state.get("class_version", 1)
+        known = getattr(cls, "class_version", 1)
+        if not isinstance(written, int) or written > known:
+            raise ValidationError(
+                where,
+                f"{cls.__qualname__} version {written} is newer than this mnemolog "
+                f"reads ({known}); upgrade mnemolog first",
+            )
+        if event.position <= self._position:
+            raise ValidationError(where, "positions must increase (reordered lines?)")
+        self._position = event.position
+        expected = self._versions.get(event.stream, 0) + 1
+        if event.version != expected:
+            raise ValidationError(
+                where,
+                f"stream {event.stream} goes to version {event.version}, expected "
+                f"{expected} (missing or reordered lines?)",
+            )
+        try:
+            decoded: Any = self._mapper.to_domain_event(_stored(event))
+        except Exception as e:
+            raise ValidationError(where, f"the event cannot be read: {e}") from None
+        if decoded.prev_hash != self._digests.get(event.stream, GENESIS_HASH):
+            raise ValidationError(
+                where, f"the hash chain of stream {event.stream} is broken here"
+            )
+        if isinstance(decoded, domain.Memory.Created):
+            own = domain.Memory.create_id(
+                decoded.tenant, decoded.namespace, decoded.key
+            )
+            if own != event.stream:
+                raise ValidationError(
+                    where, "the stream id does not belong to its tenant/namespace/key"
+                )
+            self.tenants.add(decoded.tenant)
+        self._versions[event.stream] = event.version
+        self._digests[event.stream] = decoded.digest()
+        return decoded
+
+
+def _stored(event: LoggedEvent) -> StoredEvent:
+    return StoredEvent(
+        originator_id=event.stream,
+        originator_version=event.version,
+        topic=event.topic,
+        state=orjson.dumps(event.state),
+    )
+
+
+def append(store: MemoryStore, events: Iterable[LoggedEvent]) -> int:
+    """Writes events to a store exactly as they were stored, a page per
+    transaction, its read models kept current; returns the count."""
+    recorder, mapper = store._recorder, store._app.mapper
+    count = 0
+    batch: list[LoggedEvent] = []
+
+    def flush() -> None:
+        stored = [_stored(e) for e in batch]
+        decoded = [mapper.to_domain_event(s) for s in stored]
+        if mapper.compressor or mapper.cipher:
+            stored = [_sealed(s, mapper) for s in stored]
+        recorder.insert_events(stored, projected_events=decoded)
+        batch.clear()
+
+    for event in events:
+        batch.append(event)
+        count += 1
+        if len(batch) >= PAGE_SIZE:
+            flush()
+    if batch:
+        flush()
+    return count
+
+
+def _sealed(stored: StoredEvent, mapper: Any) -> StoredEvent:
+    data = stored.state
+    if mapper.compressor:
+        data = mapper.compressor.compress(data)
+    if mapper.cipher:
+        data = mapper.cipher.encrypt(data)
+    return StoredEvent(
+        stored.originator_id, stored.originator_version, stored.topic, data
+    )
+
+
+def import_events(
+    store: MemoryStore,
+    open_lines: Callable[[], Iterable[bytes | str]],
+    *,
+    tenant: str | None = None,
+) -> int:
+    """Imports an export into an empty store, or into a tenant empty there.
+
+    ``open_lines`` is called twice: the whole input is checked before anything
+    is written, so bad input writes nothing.
+    """
+    checker = Checker(store)
+    for event in parse_lines(open_lines()):
+        checker.check(event, f"line of position {event.position}")
+    if tenant is None:
+        head = store.projections.status()[0].head
+        if head:
+            raise ValidationError(
+                "store",
+                "is not empty; import into an empty store, or name with --tenant "
+                "a tenant that is empty there",
+            )
+    else:
+        if checker.tenants - {tenant}:
+            others = ", ".join(sorted(checker.tenants - {tenant}))
+            raise ValidationError("tenant", f"the input also holds tenant(s) {others}")
+        if store.audit(tenant=tenant, limit=1):
+            raise ValidationError("tenant", f"tenant {tenant!r} is not empty here")
+    return append(store, parse_lines(open_lines()))
+
+
+def replay(
+    source: MemoryStore,
+    into: MemoryStore,
+    *,
+    tenant: str,
+    as_of: datetime | None = None,
+    position: int | None = None,
+    namespace_prefix: str | None = None,
+) -> int:
+    """Copies one tenant's events (of one namespace, if given) as they stood at
+    ``as_of`` or at log ``position`` into another store; returns the count."""
+
+    def upto(events: Iterable[LoggedEvent]) -> Iterator[LoggedEvent]:
+        for event in events:
+            if position is not None and event.position > position:
+                return
+            if (
+                as_of is not None
+                and datetime.fromisoformat(event.state["timestamp"]) > as_of
+            ):
+                continue  # times rise within a stream, not across the log
+            yield event
+
+    chosen = tenant_events(
+        read_log(source), tenant=tenant, namespace_prefix=namespace_prefix
+    )
+    return append(into, upto(chosen))
