@@ -27,6 +27,8 @@ class Settings(BaseModel):
     default_importance: float = Field(default=0.5, ge=0.0, le=1.0)
     max_value_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     write_retries: int = Field(default=20, ge=0)
+    snapshot_interval: int = Field(default=100, ge=2)
+    """A snapshot every this many versions of a memory (see bench/projections.py)."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import (
-    AggregateNotFoundError,
     Application,
     ProcessingEvent,
 )
@@ -115,12 +114,36 @@ class MemoryApplication(Application[UUID]):
         self._notify(recordings)
         return recordings
 
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshots straight from the aggregates just saved.
+
+        The library's own way reloads each aggregate from the log (replaying up
+        to the interval's worth of events) to take the same picture.
+        """
+        if self.snapshots is None:
+            return
+        interval = self.snapshotting_intervals.get(domain.Memory)
+        if not interval:
+            return
+        crossed = {
+            event.originator_id
+            for event in processing_event.events
+            if event.originator_version % interval == 0
+        }
+        snapshots = [
+            domain.Memory.Snapshot.take(processing_event.aggregates[memory_id])
+            for memory_id in crossed
+            if memory_id in processing_event.aggregates
+        ]
+        if snapshots:
+            self.snapshots.put(snapshots)
+
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         processing_event.saved_kwargs["projected_events"] = processing_event.events
         return super()._record(processing_event)
 
 
-def _open_application(url: str | None) -> MemoryApplication:
+def _open_application(url: str | None, settings: Settings) -> MemoryApplication:
     location = parse_url(url)
     env = {
         "PERSISTENCE_MODULE": get_topic(Factory),
@@ -128,8 +151,12 @@ def _open_application(url: str | None) -> MemoryApplication:
         "SQLITE_LOCK_TIMEOUT": "30",
         SYNCHRONOUS: location.synchronous,
         "CREATE_TABLE": "yes",
+        "IS_SNAPSHOTTING_ENABLED": "yes",
     }
-    return MemoryApplication(env=env)
+    app = MemoryApplication(env=env)
+    # Per store, not per class: a snapshot every N versions of a memory.
+    app.snapshotting_intervals = {domain.Memory: settings.snapshot_interval}  # type: ignore[misc]
+    return app
 
 
 class MemoryStore:
@@ -163,7 +190,7 @@ class MemoryStore:
         """Opens (creating if need be) the store at ``url``; catches up read models."""
         settings = settings or Settings()
         check_tenant(settings.default_tenant)
-        app = _open_application(url)
+        app = _open_application(url, settings)
         recorder = app.recorder
         assert isinstance(recorder, LogRecorder)
         dialect = sqlite_sql_dialect()
@@ -827,9 +854,17 @@ class MemoryStore:
         return self._load_many([memory_id]).get(memory_id)
 
     def _load_many(self, memory_ids: list[UUID]) -> dict[UUID, domain.Memory]:
-        """Folds the streams of many memories, read from the log in one query."""
+        """Folds the streams of many memories: from each one's newest snapshot,
+        if it has one, then its events after it (one query for the rest)."""
+        mapper = self._app.mapper
         memories: dict[UUID, domain.Memory] = {}
-        for stored in self._recorder.select_streams(memory_ids):
+        for stored in self._recorder.latest_snapshots(memory_ids):
+            snapshot = mapper.to_domain_event(stored)
+            memory = snapshot.mutate(None)  # type: ignore[attr-defined]
+            assert isinstance(memory, domain.Memory)
+            memories[memory.id] = memory
+        after = {i: m.version for i, m in memories.items()}
+        for stored in self._recorder.select_streams(memory_ids, after=after):
             event = self._app.mapper.to_domain_event(stored)
             assert isinstance(event, domain.Memory.Event)
             folded = event.mutate(memories.get(event.originator_id))
@@ -838,11 +873,18 @@ class MemoryStore:
         return memories
 
     def _replay(self, memory_id: UUID, *, version: int) -> domain.Memory | None:
-        try:
-            memory: object = self._app.repository.get(memory_id, version=version)
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(memory, domain.Memory)
+        """The memory at ``version``: from the newest snapshot at or before it."""
+        mapper = self._app.mapper
+        memory: domain.Memory | None = None
+        stored = self._recorder.latest_snapshot(memory_id, upto=version)
+        if stored is not None:
+            memory = mapper.to_domain_event(stored).mutate(None)  # type: ignore[attr-defined]
+        start = memory.version if memory is not None else 0
+        for event in map(
+            mapper.to_domain_event,
+            self._recorder.select_events(memory_id, gt=start, lte=version),
+        ):
+            memory = event.mutate(memory)  # type: ignore[attr-defined]
         return memory
 
     def _write_batch(

@@ -76,7 +76,11 @@ def test_export_then_import_gives_a_store_that_answers_the_same(
             st.sampled_from(["default", "acme"]),
             st.sampled_from(["user:a", "app:b"]),
             st.sampled_from(["k1", "k2"]),
-            st.one_of(st.integers(), st.text(max_size=5), st.binary(max_size=4)),
+            st.one_of(
+                st.integers(-(2**63), 2**63 - 1),
+                st.text(max_size=5),
+                st.binary(max_size=4),
+            ),
             st.booleans(),
         ),
         max_size=15,

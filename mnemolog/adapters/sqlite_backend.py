@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -34,6 +34,7 @@ from mnemolog.projections.sql import DbCursor
 
 SYNCHRONOUS = "MNEMOLOG_SQLITE_SYNCHRONOUS"
 SYNCHRONOUS_LEVELS = ("full", "normal")
+SNAPSHOTS_TABLE = "stored_snapshots"  # eventsourcing's name: "stored_" + purpose
 
 
 def sqlite_sql_dialect() -> Dialect:
@@ -112,27 +113,62 @@ class LogRecorder(SQLiteProcessRecorder):
             self._readers.clear()
         self._local = threading.local()
 
-    def select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
-        """Every event of the given streams, stream by stream, oldest first."""
-        events: list[StoredEvent] = []
-        for start in range(0, len(originator_ids), 500):
-            chunk = [i.hex for i in originator_ids[start : start + 500]]
+    def select_streams(
+        self, originator_ids: Sequence[UUID], *, after: Mapping[UUID, int] | None = None
+    ) -> list[StoredEvent]:
+        """Every event of the given streams, stream by stream, oldest first; for
+        a stream in ``after``, only its events past that version."""
+        after = after or {}
+        columns = "originator_id, originator_version, topic, state"
+        table = self.events_table_name
+        rows: list[Any] = []
+        whole = [i.hex for i in originator_ids if i not in after]
+        for start in range(0, len(whole), 500):
+            chunk = whole[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            statement = (
-                "SELECT originator_id, originator_version, topic, state "
-                f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
-                "ORDER BY originator_id, originator_version"
+            rows += self.fetch_all(
+                f"SELECT {columns} FROM {table} WHERE originator_id IN ({marks}) "
+                "ORDER BY originator_id, originator_version",
+                chunk,
             )
-            events.extend(
-                StoredEvent(
-                    originator_id=UUID(row[0]),
-                    originator_version=row[1],
-                    topic=row[2],
-                    state=row[3],
+        for stream, version in after.items():
+            rows += self.fetch_all(
+                f"SELECT {columns} FROM {table} WHERE originator_id = ? "
+                "AND originator_version > ? ORDER BY originator_version",
+                (stream.hex, version),
+            )
+        return [StoredEvent(UUID(row[0]), row[1], row[2], row[3]) for row in rows]
+
+    def latest_snapshot(self, originator_id: UUID, *, upto: int) -> StoredEvent | None:
+        """The newest snapshot of a stream at or before version ``upto``."""
+        row = self.fetch_one(
+            "SELECT originator_id, originator_version, topic, state "
+            f"FROM {SNAPSHOTS_TABLE} WHERE originator_id = ? "
+            "AND originator_version <= ? ORDER BY originator_version DESC LIMIT 1",
+            (originator_id.hex, upto),
+        )
+        return (
+            None if row is None else StoredEvent(UUID(row[0]), row[1], row[2], row[3])
+        )
+
+    def latest_snapshots(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
+        """The newest snapshot of each given stream that has one."""
+        found: list[StoredEvent] = []
+        ids = [i.hex for i in originator_ids]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found += [
+                StoredEvent(UUID(row[0]), row[1], row[2], row[3])
+                for row in self.fetch_all(
+                    "SELECT originator_id, originator_version, topic, state "
+                    f"FROM {SNAPSHOTS_TABLE} AS s WHERE originator_id IN ({marks}) "
+                    "AND originator_version = (SELECT MAX(originator_version) "
+                    f"FROM {SNAPSHOTS_TABLE} WHERE originator_id = s.originator_id)",
+                    chunk,
                 )
-                for row in self.fetch_all(statement, chunk)
-            )
-        return events
+            ]
+        return found
 
     def select_events(
         self,
