@@ -322,6 +322,15 @@ def replay(
     """Copies one tenant's events (of one namespace, if given) as they stood at
     ``as_of`` or at log ``position`` into another store; returns the count."""
 
+    if position is not None:
+        head = source.projections.status()[0].head
+        if (
+            isinstance(position, bool)
+            or not isinstance(position, int)
+            or not (0 <= position <= head)
+        ):
+            raise ValidationError("position", f"must be a log position in [0, {head}]")
+
     def upto(events: Iterable[LoggedEvent]) -> Iterator[LoggedEvent]:
         for event in events:
             if position is not None and event.position > position:

@@ -222,6 +222,12 @@ def test_cli_export_import_and_replay(tmp_path: Path) -> None:
     made = run("--db", source, "replay", "--position", "1", "--into", into)
     assert json.loads(made.stdout)["replayed_events"] == 1
     assert json.loads(run("--db", into, "get", "user:a", "k").stdout)["value"] == 1
+    beyond = run("--db", source, "replay", "--position", "99", "--into", into + "x")
+    assert beyond.returncode == 2
+    assert "position" in beyond.stderr
+    bad_time = run("--db", source, "replay", "--as-of", "yesterday")
+    assert bad_time.returncode == 2
+    assert "not an ISO time" in bad_time.stderr
     stats = json.loads(run("--db", source, "stats").stdout)
     assert stats["tenants"]["default"]["live"] == 1
     assert stats["log"]["events"] == 2
