@@ -429,6 +429,24 @@ class Model:
         return current
 
 
+def lookalike(x: Any) -> Any:
+    """A value that Python's == may take for ``x`` but JSON does not: True and
+    1, 1 and 1.0, 0.0 and -0.0 swapped, all through lists and objects."""
+    if isinstance(x, bool):
+        return int(x)
+    if isinstance(x, int):
+        return bool(x) if x in (0, 1) else float(x) if abs(x) <= 2**53 else x
+    if isinstance(x, float):
+        if x == 0:
+            return -x
+        return int(x) if x.is_integer() and abs(x) <= 2**53 else x
+    if isinstance(x, list):
+        return [lookalike(v) for v in x]
+    if isinstance(x, dict):
+        return {k: lookalike(v) for k, v in x.items()}
+    return x
+
+
 def assert_matches(memory: Memory | None, addr: Addr, rec: Rec) -> None:
     """The store's memory is the model's record, field by field."""
     assert memory is not None, addr
@@ -794,6 +812,29 @@ class StoreMachine(RuleBasedStateMachine):
         assert_matches(stored, addr, expected)
         assert stored.version == rec.version + rec.deleted + force
 
+    @rule(data=st.data(), mode=call_modes)
+    def put_a_lookalike(self, data: st.DataObject, mode: str) -> None:
+        """1 -> True, 1 -> 1.0, 0.0 -> -0.0 are changes, not no-ops. (Metadata
+        only at the top level: the search rule's JSON equality takes [1] for
+        [1.0], the store does not; see the note on metadata strategies.)"""
+        addr = self.pick(data)
+        rec = self.model.recs.get(addr)
+        if rec is None:
+            return
+        tenant, ns, key = addr
+        value = lookalike(rec.value)
+        metadata = {
+            k: v if isinstance(v, list | dict) else lookalike(v)
+            for k, v in rec.metadata.items()
+        }
+        on, tenant_kw = target(self.store, tenant, mode)
+        outcome = agree(
+            lambda: self.model.put(addr, value, metadata=metadata),
+            lambda: on.put(ns, key, value, metadata=metadata, **tenant_kw),
+        )
+        if outcome:
+            assert_matches(outcome[1], addr, outcome[0])
+
     @rule(
         data=st.data(),
         force=st.booleans(),
@@ -998,30 +1039,36 @@ def test_get_returns_the_last_write(backend: str) -> None:
 
 # ---- op lists, for (b) and (c) ------------------------------------------------------
 
+# Two thirds of the ops go to the hot addresses, so that memories get long
+# histories (update / delete / restore of a missing memory teach little).
+op_addrs = st.sampled_from(HOT_ADDRS) | st.sampled_from(HOT_ADDRS) | addrs
+put_ops = st.tuples(
+    st.just("put"),
+    op_addrs,
+    json_values,
+    optional_tags,
+    optional_metadata,
+    optional_type,
+    st.sampled_from(ACTORS),
+)
 ops = st.lists(
     st.one_of(
-        st.tuples(
-            st.just("put"),
-            addrs,
-            st.integers(2, 5) | st.text(max_size=3) | st.binary(max_size=3),
-            optional_tags,
-            optional_metadata,
-            optional_type,
-            st.sampled_from(ACTORS),
-        ),
+        put_ops,
+        put_ops,
         st.tuples(
             st.just("update"),
-            addrs,
+            op_addrs,
             optional_tags,
             optional_metadata,
             st.booleans(),
             optional_type,
             st.sampled_from(ACTORS),
         ),
-        st.tuples(st.just("delete"), addrs, st.sampled_from(ACTORS)),
-        st.tuples(st.just("restore"), addrs, st.sampled_from(ACTORS)),
+        st.tuples(st.just("delete"), op_addrs, st.sampled_from(ACTORS)),
+        st.tuples(st.just("restore"), op_addrs, st.sampled_from(ACTORS)),
     ),
-    max_size=25,
+    min_size=6,
+    max_size=30,
 )
 
 
@@ -1097,7 +1144,7 @@ def apply_op(store: MemoryStore, model: Model, op: tuple[Any, ...]) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=30, **SETTINGS)
 @given(op_list=ops)
 def test_projection_equals_replay_of_the_log(
     backend: str, op_list: list[tuple[Any, ...]]
@@ -1191,8 +1238,7 @@ def test_rebuilding_the_projection_from_the_log_gives_the_same_answers(
             )
         connection.close()
         with mnemolog.open(url) as store:
-            (status,) = store.projection_status()
-            assert status.lag == 0
+            assert all(s.lag == 0 for s in store.projections.status())
             after = everything_searchable(store)
         assert after == before
 
@@ -1274,7 +1320,7 @@ def write_search_data(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@settings(max_examples=45, **SETTINGS)
+@settings(max_examples=40, **SETTINGS)
 @given(
     data=search_data,
     noise=search_data,
@@ -1296,7 +1342,7 @@ def test_search_filters_are_exact(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@settings(max_examples=15, **SETTINGS)
+@settings(max_examples=30, **SETTINGS)
 @given(
     data=search_data,
     order_by=st.sampled_from(
@@ -1489,3 +1535,6 @@ def test_norm_tells_json_types_apart() -> None:
     assert json_eq(1, 1.0)
     assert not json_eq(True, 1)
     assert norm(0.0) != norm(-0.0)
+    assert norm(lookalike([True, 1, 0.0, {"a": 2}])) == norm(
+        [1, True, -0.0, {"a": 2.0}]
+    )

@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +38,7 @@ SYNCHRONOUS_LEVELS = ("full", "normal")
 SNAPSHOTS_TABLE = "stored_snapshots"  # eventsourcing's name: "stored_" + purpose
 
 
+@lru_cache(maxsize=1)
 def sqlite_sql_dialect() -> Dialect:
     """SQLAlchemy's SQLite dialect with named parameters, as sqlite3 takes them."""
     return sqlite_dialect.dialect(paramstyle="named")

@@ -527,6 +527,7 @@ def _vtype(vtype: str) -> ColumnElement[Any]:
     return literal_column(f"'{vtype}'")
 
 
+@lru_cache(maxsize=8)
 def get_by_id_statement(dialect: Dialect) -> str:
     """SELECT of one row by id, compiled once."""
     return compile_sql(
