@@ -402,11 +402,9 @@ class MemoryStore:
         tenant: str | None = None,
     ) -> Memory:
         """Soft-deletes: reads hide it, its history stays. Deleting twice is a no-op."""
-        tenant_id, ns, checked_key = self._address(tenant, namespace, key)
-        self._check_expected(expected_version)
         provenance = self._provenance(actor, task_id, source, reason)
-        return self._change(
-            tenant_id, ns, checked_key, lambda m: m.delete(provenance), expected_version
+        return self._lifecycle(
+            tenant, namespace, key, lambda m: m.delete(provenance), expected_version
         )
 
     def restore(
@@ -422,16 +420,22 @@ class MemoryStore:
         tenant: str | None = None,
     ) -> Memory:
         """Undoes a soft delete. Restoring a live memory is a no-op."""
+        provenance = self._provenance(actor, task_id, source, reason)
+        return self._lifecycle(
+            tenant, namespace, key, lambda m: m.restore(provenance), expected_version
+        )
+
+    def _lifecycle(
+        self,
+        tenant: str | None,
+        namespace: str,
+        key: str,
+        command: Callable[[domain.Memory], object],
+        expected_version: int | None,
+    ) -> Memory:
         tenant_id, ns, checked_key = self._address(tenant, namespace, key)
         self._check_expected(expected_version)
-        provenance = self._provenance(actor, task_id, source, reason)
-        return self._change(
-            tenant_id,
-            ns,
-            checked_key,
-            lambda m: m.restore(provenance),
-            expected_version,
-        )
+        return self._change(tenant_id, ns, checked_key, command, expected_version)
 
     # ---- reads ---------------------------------------------------------------
 

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         change = command(name, help=help_text)
         _address(change)
         _provenance(change)
-        change.set_defaults(run=_delete if name == "delete" else _restore)
+        change.set_defaults(run=_lifecycle)
 
     search = command("search", help="filter memories")
     search.add_argument("--prefix", dest="namespace_prefix", help="namespace prefix")
@@ -260,19 +260,9 @@ def _history(store: MemoryStore, args: argparse.Namespace) -> list[MemoryEvent]:
     return store.history(args.namespace, args.key)
 
 
-def _delete(store: MemoryStore, args: argparse.Namespace) -> Memory:
-    return store.delete(
-        args.namespace,
-        args.key,
-        actor=args.actor,
-        task_id=args.task_id,
-        source=args.source,
-        reason=args.reason,
-    )
-
-
-def _restore(store: MemoryStore, args: argparse.Namespace) -> Memory:
-    return store.restore(
+def _lifecycle(store: MemoryStore, args: argparse.Namespace) -> Memory:
+    change = store.delete if args.command == "delete" else store.restore
+    return change(
         args.namespace,
         args.key,
         actor=args.actor,
