@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+
 from mnemolog.domain.values import canonical_json, sha256_hex
 
 GENESIS_HASH = "0" * 64
@@ -40,6 +42,25 @@ def event_digest(
             }
         )
     )
+
+
+def digest_of(event: Any) -> str:
+    """The digest of a domain event as the codec stores it (see ChainedMapper).
+
+    Computed once and kept on the event, under a key the codec never stores.
+    """
+    cached = event.__dict__.get(STORED_DIGEST)
+    if isinstance(cached, str):
+        return cached
+    state = dict(vars(event))
+    originator_id = state.pop("originator_id")
+    version = state.pop("originator_version")
+    class_version = getattr(type(event), "class_version", 1)
+    if class_version > 1:
+        state["class_version"] = class_version
+    digest = event_digest(get_topic(type(event)), originator_id, version, state)
+    event.__dict__[STORED_DIGEST] = digest
+    return digest
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ from typing import Any, ClassVar
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
-from eventsourcing.utils import get_topic
 
-from mnemolog.domain.chain import GENESIS_HASH, STORED_DIGEST, event_digest
+from mnemolog.domain.chain import GENESIS_HASH, digest_of
 from mnemolog.domain.errors import NotFound
 from mnemolog.domain.values import JSON, canonical_json
 
@@ -59,9 +58,7 @@ class Memory(Aggregate):
     @staticmethod
     def create_id(tenant: str, namespace: str, key: str) -> UUID:
         """The same (tenant, namespace, key) always names the same stream."""
-        return uuid5(
-            MEMORY_ID_NAMESPACE, canonical_json([tenant, namespace, key]).hex()
-        )
+        return _memory_id(tenant, namespace, key)
 
     class Event(Aggregate.Event):
         """Base of the memory's events: provenance and the link to the previous one."""
@@ -75,22 +72,8 @@ class Memory(Aggregate):
         prev_hash: str
 
         def digest(self) -> str:
-            """This event's hash as stored; the next event carries it as prev_hash.
-
-            Computed once and kept on the event (the codec never stores it).
-            """
-            cached = self.__dict__.get(STORED_DIGEST)
-            if isinstance(cached, str):
-                return cached
-            state = dict(vars(self))
-            originator_id = state.pop("originator_id")
-            version = state.pop("originator_version")
-            class_version = getattr(type(self), "class_version", 1)
-            if class_version > 1:
-                state["class_version"] = class_version
-            digest = event_digest(get_topic(type(self)), originator_id, version, state)
-            self.__dict__[STORED_DIGEST] = digest
-            return digest
+            """This event's hash as stored; the next event carries it as prev_hash."""
+            return digest_of(self)
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, Memory)
