@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mnemolog.aio import AsyncMemoryStore
 from mnemolog.config import DEFAULT_URL, Settings
 from mnemolog.domain.errors import (
     IntegrityViolation,
@@ -20,7 +21,7 @@ from mnemolog.domain.errors import (
     VersionConflict,
 )
 from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo
-from mnemolog.store import AsyncMemoryStore, MemoryStore
+from mnemolog.store import MemoryStore
 from mnemolog.verification import VerifyReport
 
 __all__ = [

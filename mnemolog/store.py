@@ -3,30 +3,20 @@ aggregate, saves its events, and answers queries from the read models."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import (
-    Application,
-    ProcessingEvent,
-)
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Mapper, Recording
-from eventsourcing.utils import get_topic
+from eventsourcing.persistence import IntegrityError
 
-from mnemolog.adapters.codec import ChainedMapper, OrjsonTranscoder
 from mnemolog.adapters.sqlite_backend import (
-    SYNCHRONOUS,
-    Factory,
     LogRecorder,
     sqlite_sql_dialect,
 )
-from mnemolog.config import Settings, parse_url
+from mnemolog.application import MemoryApplication, open_application
+from mnemolog.config import Settings
 from mnemolog.domain import memory as domain
 from mnemolog.domain.errors import (
     NotFound,
@@ -49,12 +39,17 @@ from mnemolog.domain.values import (
     encode_value,
     sha256_hex,
 )
+from mnemolog.inputs import (
+    aware,
+    bounded_int,
+    order_by_rule,
+    tag_filter,
+    where_conditions,
+)
 from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo
 from mnemolog.projections.audit import AuditProjection, AuditQuery, audit_sql
 from mnemolog.projections.current_state import (
-    ORDER_COLUMNS,
     CurrentStateProjection,
-    MetaCondition,
     SearchQuery,
     get_by_id_statement,
     search_sql,
@@ -65,98 +60,16 @@ from mnemolog.projections.namespaces import (
     NamespacesProjection,
     list_namespaces_sql,
 )
-from mnemolog.projections.projector import ProjectionStatus, Projector, RebuildProgress
+from mnemolog.projections.projector import Projector
 from mnemolog.projections.sql import create_statements
 from mnemolog.verification import VerifyReport, verify
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from mnemolog.views import PointInTimeView, Projections
 
 UNSET: Any = object()
 """Marks an argument the caller did not give (None is a valid JSON value)."""
 
-WHERE_OPERATORS = frozenset(
-    {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$exists"}
-)
-_OPERATOR_LIST = ", ".join(sorted(WHERE_OPERATORS))
 MAX_LIMIT = 10_000
 AUDIT_KINDS = ("created", "updated", "deleted", "restored")
-
-
-class MemoryApplication(Application[UUID]):
-    """eventsourcing's Application, handing decoded events to the recorder so
-    the projections run inside the transaction that records them."""
-
-    name = "mnemolog"
-
-    def construct_mapper(self) -> Mapper[UUID]:
-        return ChainedMapper(
-            transcoder=OrjsonTranscoder(),
-            cipher=self.factory.cipher(),
-            compressor=self.factory.compressor(),
-        )
-
-    def save(  # type: ignore[override]
-        self, *aggregates: Aggregate, **kwargs: Any
-    ) -> list[Recording[UUID]]:
-        """The library's save, collecting events straight from our aggregates.
-
-        Its generic path checks each object against runtime Protocols, which
-        costs about 60 us an object on Python 3.11: a tenth of a put.
-        """
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        for aggregate in aggregates:
-            processing_event.events.extend(aggregate.collect_events())
-            processing_event.aggregates[aggregate.id] = aggregate
-        processing_event.saved_kwargs.update(kwargs)
-        recordings = self._record(processing_event)
-        self._take_snapshots(processing_event)
-        self._notify(recordings)
-        return recordings
-
-    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
-        """Snapshots straight from the aggregates just saved.
-
-        The library's own way reloads each aggregate from the log (replaying up
-        to the interval's worth of events) to take the same picture.
-        """
-        if self.snapshots is None:
-            return
-        interval = self.snapshotting_intervals.get(domain.Memory)
-        if not interval:
-            return
-        crossed = {
-            event.originator_id
-            for event in processing_event.events
-            if event.originator_version % interval == 0
-        }
-        snapshots = [
-            domain.Memory.Snapshot.take(processing_event.aggregates[memory_id])
-            for memory_id in crossed
-            if memory_id in processing_event.aggregates
-        ]
-        if snapshots:
-            self.snapshots.put(snapshots)
-
-    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        processing_event.saved_kwargs["projected_events"] = processing_event.events
-        return super()._record(processing_event)
-
-
-def _open_application(url: str | None, settings: Settings) -> MemoryApplication:
-    location = parse_url(url)
-    env = {
-        "PERSISTENCE_MODULE": get_topic(Factory),
-        "SQLITE_DBNAME": location.sqlite_db_name,
-        "SQLITE_LOCK_TIMEOUT": "30",
-        SYNCHRONOUS: location.synchronous,
-        "CREATE_TABLE": "yes",
-        "IS_SNAPSHOTTING_ENABLED": "yes",
-    }
-    app = MemoryApplication(env=env)
-    # Per store, not per class: a snapshot every N versions of a memory.
-    app.snapshotting_intervals = {domain.Memory: settings.snapshot_interval}  # type: ignore[misc]
-    return app
 
 
 class MemoryStore:
@@ -190,7 +103,7 @@ class MemoryStore:
         """Opens (creating if need be) the store at ``url``; catches up read models."""
         settings = settings or Settings()
         check_tenant(settings.default_tenant)
-        app = _open_application(url, settings)
+        app = open_application(url, settings)
         recorder = app.recorder
         assert isinstance(recorder, LogRecorder)
         dialect = sqlite_sql_dialect()
@@ -466,7 +379,7 @@ class MemoryStore:
                 return None
             return self._visible(Memory.from_aggregate(found), include_deleted)
         if as_of is not None:
-            moment = _aware(as_of, "as_of")
+            moment = aware(as_of, "as_of")
             events = list(self._app.events.get(memory_id))
             at_moment = domain.memory_at(events, as_of=moment)  # type: ignore[arg-type]
             if at_moment is None:
@@ -530,23 +443,23 @@ class MemoryStore:
             memory_type=(
                 self._memory_type(memory_type) if memory_type is not None else None
             ),
-            tags_any=_tag_filter(tags_any, "tags_any"),
-            tags_all=_tag_filter(tags_all, "tags_all"),
-            where=_where(where),
+            tags_any=tag_filter(tags_any, "tags_any"),
+            tags_all=tag_filter(tags_all, "tags_all"),
+            where=where_conditions(where),
             updated_after=(
-                to_micros(_aware(updated_after, "updated_after"))
+                to_micros(aware(updated_after, "updated_after"))
                 if updated_after is not None
                 else None
             ),
             updated_before=(
-                to_micros(_aware(updated_before, "updated_before"))
+                to_micros(aware(updated_before, "updated_before"))
                 if updated_before is not None
                 else None
             ),
             include_deleted=bool(include_deleted),
-            order_by=_order_by(order_by),
-            limit=_bounded_int(limit, "limit", 1, MAX_LIMIT),
-            offset=_bounded_int(offset, "offset", 0, 2**62),
+            order_by=order_by_rule(order_by),
+            limit=bounded_int(limit, "limit", 1, MAX_LIMIT),
+            offset=bounded_int(offset, "offset", 0, 2**62),
         )
         sql, params = search_sql(query, self._dialect)
         rows = self._recorder.fetch_all(sql, params)
@@ -572,10 +485,10 @@ class MemoryStore:
         as_of: datetime | None = None
         position: int | None = None
         if isinstance(moment, datetime):
-            as_of = _aware(moment, "moment")
+            as_of = aware(moment, "moment")
         else:
             head = self.projections.status()[0].head
-            position = _bounded_int(moment, "moment", 0, head)
+            position = bounded_int(moment, "moment", 0, head)
         target = MemoryStore.open("memory://", settings=self._settings)
         replay(
             self,
@@ -660,12 +573,12 @@ class MemoryStore:
                 else None
             ),
             max_depth=(
-                _bounded_int(max_depth, "max_depth", 1, 1024)
+                bounded_int(max_depth, "max_depth", 1, 1024)
                 if max_depth is not None
                 else None
             ),
-            limit=_bounded_int(limit, "limit", 1, MAX_LIMIT),
-            offset=_bounded_int(offset, "offset", 0, 2**62),
+            limit=bounded_int(limit, "limit", 1, MAX_LIMIT),
+            offset=bounded_int(offset, "offset", 0, 2**62),
         )
         sql, params = list_namespaces_sql(query, self._dialect)
         return [
@@ -708,14 +621,14 @@ class MemoryStore:
             ),
             key=check_key(key) if key is not None else None,
             kind=kind,
-            since=to_micros(_aware(since, "since")) if since is not None else None,
-            until=to_micros(_aware(until, "until")) if until is not None else None,
+            since=to_micros(aware(since, "since")) if since is not None else None,
+            until=to_micros(aware(until, "until")) if until is not None else None,
             after_position=(
-                _bounded_int(after_position, "after_position", 0, 2**62)
+                bounded_int(after_position, "after_position", 0, 2**62)
                 if after_position is not None
                 else None
             ),
-            limit=_bounded_int(limit, "limit", 1, MAX_LIMIT),
+            limit=bounded_int(limit, "limit", 1, MAX_LIMIT),
             descending=bool(descending),
         )
         sql, params = audit_sql(query, self._dialect)
@@ -1013,79 +926,6 @@ class MemoryStore:
         return None if memory.deleted and not include_deleted else memory
 
 
-class PointInTimeView:
-    """A read-only view of one tenant as it stood at an instant or log position."""
-
-    def __init__(self, store: MemoryStore, tenant: str) -> None:
-        self._store = store.tenant(tenant)
-        self._owner = store
-
-    def get(self, namespace: str, key: str, **kwargs: Any) -> Memory | None:
-        """As :meth:`MemoryStore.get`, at that point."""
-        return self._store.get(namespace, key, **kwargs)
-
-    def search(self, **kwargs: Any) -> list[Memory]:
-        """As :meth:`MemoryStore.search`, at that point."""
-        return self._store.search(**kwargs)
-
-    def list_namespaces(self, **kwargs: Any) -> list[NamespaceInfo]:
-        """As :meth:`MemoryStore.list_namespaces`, at that point."""
-        return self._store.list_namespaces(**kwargs)
-
-    def history(self, namespace: str, key: str) -> list[MemoryEvent]:
-        """As :meth:`MemoryStore.history`, up to that point."""
-        return self._store.history(namespace, key)
-
-    def close(self) -> None:
-        """Frees the replayed state."""
-        self._owner.close()
-
-    def __enter__(self) -> PointInTimeView:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class Projections:
-    """The read models of a store: where each stands, catching up, rebuilding."""
-
-    def __init__(self, projector: Projector) -> None:
-        self._projector = projector
-
-    @property
-    def names(self) -> list[str]:
-        """The projections of this store."""
-        return [p.name for p in self._projector.projections]
-
-    def status(self) -> list[ProjectionStatus]:
-        """Per projection: its log position, the log's head, and the lag."""
-        return self._projector.status()
-
-    def catch_up(self) -> dict[str, int]:
-        """Applies events recorded without being projected; how many, per projection."""
-        return self._projector.catch_up()
-
-    def rebuild(
-        self,
-        name: str | None = None,
-        *,
-        progress: Callable[[RebuildProgress], None] | None = None,
-    ) -> list[ProjectionStatus]:
-        """Rebuilds one projection (or every one) from the log.
-
-        Rows are built in shadow tables and swapped in by one transaction, so
-        readers never see a half-built read model and a failed rebuild leaves
-        the old one in place.
-        """
-        if name is not None and name not in self.names:
-            known = ", ".join(self.names)
-            raise ValidationError(
-                "name", f"unknown projection {name!r}; known: {known}"
-            )
-        return self._projector.rebuild(name, progress=progress)
-
-
 @dataclass(frozen=True)
 class _Target:
     """A memory a write touches, and the version the caller expects it at."""
@@ -1116,139 +956,3 @@ class _PutItem:
         self.changes = changes
         self.expected_version = expected_version
         self.force = force
-
-
-def _aware(moment: object, field: str) -> datetime:
-    if not isinstance(moment, datetime):
-        raise ValidationError(field, "must be a datetime")
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValidationError(field, "must be timezone-aware (for example UTC)")
-    return moment
-
-
-def _bounded_int(value: object, field: str, low: int, high: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not low <= value <= high
-    ):
-        raise ValidationError(field, f"must be an integer in [{low}, {high}]")
-    return value
-
-
-def _order_by(order_by: object) -> str:
-    if not isinstance(order_by, str) or order_by.lstrip("-") not in ORDER_COLUMNS:
-        names = ", ".join(sorted(ORDER_COLUMNS))
-        raise ValidationError(
-            "order_by", f"must be one of {names}, optionally with '-'"
-        )
-    return order_by
-
-
-def _tag_filter(tags: Iterable[str] | None, field: str) -> tuple[str, ...]:
-    if tags is None:
-        return ()
-    try:
-        checked = check_tags(tags)
-    except ValidationError as e:
-        raise ValidationError(field, e.rule) from None
-    if not checked:
-        raise ValidationError(field, "must name at least one tag (or be None)")
-    return checked
-
-
-def _where(where: Mapping[str, Any] | None) -> tuple[MetaCondition, ...]:
-    if where is None:
-        return ()
-    if not isinstance(where, Mapping):
-        raise ValidationError(
-            "where", "must be a mapping of metadata path to condition"
-        )
-    conditions = []
-    for path, condition in where.items():
-        field = f"where.{path}"
-        if not isinstance(path, str) or not path or len(path) > 512:
-            raise ValidationError("where", "paths must be strings of 1-512 characters")
-        if (
-            isinstance(condition, Mapping)
-            and condition
-            and all(isinstance(k, str) and k.startswith("$") for k in condition)
-        ):
-            for op, operand in condition.items():
-                conditions.append(_meta_condition(field, path, op, operand))
-        else:
-            conditions.append(_meta_condition(field, path, "$eq", condition))
-    return tuple(conditions)
-
-
-def _meta_condition(field: str, path: str, op: str, operand: Any) -> MetaCondition:
-    if op not in WHERE_OPERATORS:
-        raise ValidationError(
-            field,
-            f"unknown operator {op!r}; use one of {', '.join(sorted(WHERE_OPERATORS))}",
-        )
-    if op == "$exists":
-        if not isinstance(operand, bool):
-            raise ValidationError(field, "$exists takes true or false")
-        return MetaCondition(path, op, operand)
-    if op == "$in":
-        if (
-            not isinstance(operand, list | tuple | set | frozenset)
-            or len(operand) > 1000
-        ):
-            raise ValidationError(field, "$in takes a list of at most 1000 values")
-        return MetaCondition(
-            path, op, tuple(check_metadata({"v": v})["v"] for v in operand)
-        )
-    if op in ("$eq", "$ne"):
-        return MetaCondition(path, op, check_metadata({"v": operand})["v"])
-    if isinstance(operand, bool) or not isinstance(operand, int | float | str):
-        raise ValidationError(field, f"{op} takes a number or a string")
-    checked = check_metadata({"v": operand})["v"]
-    return MetaCondition(path, op, checked)
-
-
-# ---- the async twin ------------------------------------------------------------
-
-
-def _twin(
-    method: Callable[Concatenate[MemoryStore, P], R],
-) -> Callable[Concatenate[AsyncMemoryStore, P], Coroutine[Any, Any, R]]:
-    """The coroutine form of a MemoryStore method, run in a worker thread."""
-
-    async def call(twin: AsyncMemoryStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await asyncio.to_thread(method, twin.sync, *args, **kwargs)
-
-    functools.update_wrapper(call, method)
-    return call
-
-
-class AsyncMemoryStore:
-    """The same store with every method a coroutine; one implementation underneath."""
-
-    def __init__(self, store: MemoryStore) -> None:
-        self.sync = store
-        """The synchronous store this one runs on."""
-
-    def tenant(self, tenant: str) -> AsyncMemoryStore:
-        """A view bound to one tenant."""
-        return AsyncMemoryStore(self.sync.tenant(tenant))
-
-    async def __aenter__(self) -> AsyncMemoryStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    put = _twin(MemoryStore.put)
-    put_many = _twin(MemoryStore.put_many)
-    update = _twin(MemoryStore.update)
-    delete = _twin(MemoryStore.delete)
-    restore = _twin(MemoryStore.restore)
-    get = _twin(MemoryStore.get)
-    history = _twin(MemoryStore.history)
-    search = _twin(MemoryStore.search)
-    close = _twin(MemoryStore.close)
-    list_namespaces = _twin(MemoryStore.list_namespaces)
-    audit = _twin(MemoryStore.audit)
-    verify = _twin(MemoryStore.verify)

@@ -1,0 +1,92 @@
+"""eventsourcing's Application, fitted to mnemolog's log and read models."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Mapper, Recording
+from eventsourcing.utils import get_topic
+
+from mnemolog.adapters.codec import ChainedMapper, OrjsonTranscoder
+from mnemolog.adapters.sqlite_backend import SYNCHRONOUS, Factory
+from mnemolog.config import Settings, parse_url
+from mnemolog.domain import memory as domain
+
+
+class MemoryApplication(Application[UUID]):
+    """eventsourcing's Application, handing decoded events to the recorder so
+    the projections run inside the transaction that records them."""
+
+    name = "mnemolog"
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return ChainedMapper(
+            transcoder=OrjsonTranscoder(),
+            cipher=self.factory.cipher(),
+            compressor=self.factory.compressor(),
+        )
+
+    def save(  # type: ignore[override]
+        self, *aggregates: Aggregate, **kwargs: Any
+    ) -> list[Recording[UUID]]:
+        """The library's save, collecting events straight from our aggregates.
+
+        Its generic path checks each object against runtime Protocols, which
+        costs about 60 us an object on Python 3.11: a tenth of a put.
+        """
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate in aggregates:
+            processing_event.events.extend(aggregate.collect_events())
+            processing_event.aggregates[aggregate.id] = aggregate
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshots straight from the aggregates just saved.
+
+        The library's own way reloads each aggregate from the log (replaying up
+        to the interval's worth of events) to take the same picture.
+        """
+        if self.snapshots is None:
+            return
+        interval = self.snapshotting_intervals.get(domain.Memory)
+        if not interval:
+            return
+        crossed = {
+            event.originator_id
+            for event in processing_event.events
+            if event.originator_version % interval == 0
+        }
+        snapshots = [
+            domain.Memory.Snapshot.take(processing_event.aggregates[memory_id])
+            for memory_id in crossed
+            if memory_id in processing_event.aggregates
+        ]
+        if snapshots:
+            self.snapshots.put(snapshots)
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        processing_event.saved_kwargs["projected_events"] = processing_event.events
+        return super()._record(processing_event)
+
+
+def open_application(url: str | None, settings: Settings) -> MemoryApplication:
+    location = parse_url(url)
+    env = {
+        "PERSISTENCE_MODULE": get_topic(Factory),
+        "SQLITE_DBNAME": location.sqlite_db_name,
+        "SQLITE_LOCK_TIMEOUT": "30",
+        SYNCHRONOUS: location.synchronous,
+        "CREATE_TABLE": "yes",
+        "IS_SNAPSHOTTING_ENABLED": "yes",
+    }
+    app = MemoryApplication(env=env)
+    # Per store, not per class: a snapshot every N versions of a memory.
+    app.snapshotting_intervals = {domain.Memory: settings.snapshot_interval}  # type: ignore[misc]
+    return app
