@@ -14,6 +14,7 @@ from mnemolog.adapters.codec import ChainedMapper, OrjsonTranscoder
 from mnemolog.adapters.sqlite_backend import SYNCHRONOUS, Factory
 from mnemolog.config import Settings, parse_url
 from mnemolog.domain import memory as domain
+from mnemolog.domain.session import Session
 
 
 class MemoryApplication(Application[UUID]):
@@ -55,19 +56,15 @@ class MemoryApplication(Application[UUID]):
         """
         if self.snapshots is None:
             return
-        interval = self.snapshotting_intervals.get(domain.Memory)
-        if not interval:
-            return
-        crossed = {
-            event.originator_id
-            for event in processing_event.events
-            if event.originator_version % interval == 0
-        }
-        snapshots = [
-            domain.Memory.Snapshot.take(processing_event.aggregates[memory_id])
-            for memory_id in crossed
-            if memory_id in processing_event.aggregates
-        ]
+        snapshots = []
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate))  # type: ignore[arg-type]
+            if aggregate is None or not interval:
+                continue
+            if event.originator_version % interval == 0:
+                snapshot_class: Any = getattr(type(aggregate), "Snapshot")  # noqa: B009
+                snapshots.append(snapshot_class.take(aggregate))
         if snapshots:
             self.snapshots.put(snapshots)
 
@@ -88,5 +85,8 @@ def open_application(url: str | None, settings: Settings) -> MemoryApplication:
     }
     app = MemoryApplication(env=env)
     # Per store, not per class: a snapshot every N versions of a memory.
-    app.snapshotting_intervals = {domain.Memory: settings.snapshot_interval}  # type: ignore[misc]
+    app.snapshotting_intervals = {  # type: ignore[misc]
+        domain.Memory: settings.snapshot_interval,
+        Session: settings.snapshot_interval,
+    }
     return app

@@ -214,3 +214,67 @@ class AuditEntry(BaseModel):
                 "version": row[10],
             },
         )
+
+
+SessionStatus = Literal["created", "active", "paused", "terminated", "archived"]
+
+
+class SessionEvent(BaseModel):
+    """One event of a conversation, as appended."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    author: str
+    invocation_id: str | None
+    content: Any
+    actions: dict[str, Any]
+    state_delta: dict[str, Any]
+    timestamp: datetime
+
+
+class Session(BaseModel):
+    """A session: its events and its state, merged across scopes.
+
+    ``state`` holds the session's own keys (no prefix, or ``session:``) and the
+    shared ``user:`` and ``app:`` keys; ``temp:`` keys are never kept.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    app_name: str
+    user_id: str
+    project_id: str | None
+    status: SessionStatus
+    state: dict[str, Any]
+    metadata: dict[str, Any]
+    events: tuple[SessionEvent, ...]
+    event_count: int
+    version: int
+    created_at: datetime
+    last_update_time: datetime
+
+
+class SessionSummary(BaseModel):
+    """A session as listed: who, which app, where in its life, how much."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    app_name: str
+    user_id: str
+    project_id: str | None
+    status: SessionStatus
+    event_count: int
+    created_at: datetime
+    last_update_time: datetime
+
+
+class SessionList(BaseModel):
+    """A page of sessions and the cursor of the next page (None at the end)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sessions: tuple[SessionSummary, ...]
+    next_cursor: str | None

@@ -61,7 +61,9 @@ from mnemolog.projections.namespaces import (
     list_namespaces_sql,
 )
 from mnemolog.projections.projector import Projector
+from mnemolog.projections.sessions import SessionsProjection
 from mnemolog.projections.sql import create_statements
+from mnemolog.sessions import SessionService
 from mnemolog.verification import VerifyReport, verify
 from mnemolog.views import PointInTimeView, Projections
 
@@ -111,6 +113,7 @@ class MemoryStore:
             CurrentStateProjection(dialect),
             NamespacesProjection(dialect),
             AuditProjection(dialect),
+            SessionsProjection(dialect),
         ]
         with recorder.write_transaction() as cursor:
             for projection in projections:
@@ -152,6 +155,11 @@ class MemoryStore:
     def settings(self) -> Settings:
         """The settings this store was opened with."""
         return self._settings
+
+    @property
+    def sessions(self) -> SessionService:
+        """Conversations as event streams with scoped state (this tenant's)."""
+        return SessionService(self)
 
     @property
     def projections(self) -> Projections:
@@ -771,23 +779,23 @@ class MemoryStore:
         return self._load_many([memory_id]).get(memory_id)
 
     def _load_many(self, memory_ids: list[UUID]) -> dict[UUID, domain.Memory]:
-        """Folds the streams of many memories: from each one's newest snapshot,
-        if it has one, then its events after it (one query for the rest)."""
+        folded = self._fold(memory_ids)
+        assert all(isinstance(m, domain.Memory) for m in folded.values())
+        return folded
+
+    def _fold(self, stream_ids: list[UUID]) -> dict[UUID, Any]:
+        """Folds many streams: each from its newest snapshot, if it has one,
+        then its events after it (one query for the rest)."""
         mapper = self._app.mapper
-        memories: dict[UUID, domain.Memory] = {}
-        for stored in self._recorder.latest_snapshots(memory_ids):
-            snapshot = mapper.to_domain_event(stored)
-            memory = snapshot.mutate(None)  # type: ignore[attr-defined]
-            assert isinstance(memory, domain.Memory)
-            memories[memory.id] = memory
-        after = {i: m.version for i, m in memories.items()}
-        for stored in self._recorder.select_streams(memory_ids, after=after):
-            event = self._app.mapper.to_domain_event(stored)
-            assert isinstance(event, domain.Memory.Event)
-            folded = event.mutate(memories.get(event.originator_id))
-            assert folded is not None
-            memories[event.originator_id] = folded
-        return memories
+        folded: dict[UUID, Any] = {}
+        for stored in self._recorder.latest_snapshots(stream_ids):
+            aggregate = mapper.to_domain_event(stored).mutate(None)  # type: ignore[attr-defined]
+            folded[aggregate.id] = aggregate
+        after = {i: a.version for i, a in folded.items()}
+        for stored in self._recorder.select_streams(stream_ids, after=after):
+            event: Any = mapper.to_domain_event(stored)
+            folded[event.originator_id] = event.mutate(folded.get(event.originator_id))
+        return folded
 
     def _replay(self, memory_id: UUID, *, version: int) -> domain.Memory | None:
         """The memory at ``version``: from the newest snapshot at or before it."""

@@ -26,6 +26,7 @@ from eventsourcing.utils import TopicError, resolve_topic
 from mnemolog.domain import memory as domain
 from mnemolog.domain.chain import GENESIS_HASH
 from mnemolog.domain.errors import ValidationError
+from mnemolog.domain.session import Session
 from mnemolog.projections.projector import PAGE_SIZE
 
 if TYPE_CHECKING:
@@ -192,7 +193,10 @@ class Checker:
             raise ValidationError(
                 where, f"unknown event type {event.topic!r}"
             ) from None
-        if not (isinstance(cls, type) and issubclass(cls, domain.Memory.Event)):
+        if not (
+            isinstance(cls, type)
+            and issubclass(cls, domain.Memory.Event | Session.Event)
+        ):
             raise ValidationError(where, f"unknown event type {event.topic!r}")
         written = event.state.get("class_version", 1)
         known = getattr(cls, "class_version", 1)
@@ -227,6 +231,13 @@ class Checker:
             if own != event.stream:
                 raise ValidationError(
                     where, "the stream id does not belong to its tenant/namespace/key"
+                )
+            self.tenants.add(decoded.tenant)
+        elif isinstance(decoded, Session.Created):
+            own = Session.create_id(decoded.tenant, decoded.session_id)
+            if own != event.stream:
+                raise ValidationError(
+                    where, "the stream id does not belong to its tenant and session id"
                 )
             self.tenants.add(decoded.tenant)
         self._versions[event.stream] = event.version

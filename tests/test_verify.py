@@ -47,7 +47,12 @@ def test_an_untouched_store_verifies(store: MemoryStore) -> None:
     report = store.verify()
     assert report.ok, report.problems
     assert (report.events, report.streams) == (5, 2)
-    assert report.projections_checked == ("current_state", "namespaces", "audit")
+    assert report.projections_checked == (
+        "current_state",
+        "namespaces",
+        "audit",
+        "sessions",
+    )
 
 
 def test_an_edited_event_in_the_middle_breaks_the_chain(tmp_path: Path) -> None:

@@ -73,6 +73,12 @@ def session_part(delta: Mapping[str, JSON]) -> dict[str, JSON]:
     return {k: v for k, v in delta.items() if scope_of(k) == "session"}
 
 
+def persisted_part(delta: Mapping[str, JSON]) -> dict[str, JSON]:
+    """Every key of a state delta but the ``temp:`` ones."""
+    session_part(delta)  # checks the keys
+    return {k: v for k, v in delta.items() if scope_of(k) != "temp"}
+
+
 @lru_cache(maxsize=8192)
 def _session_id(tenant: str, session_id: str) -> UUID:
     return uuid5(SESSION_ID_NAMESPACE, canonical_json([tenant, session_id]).hex())
@@ -120,7 +126,8 @@ class Session(Aggregate):
         metadata: dict[str, JSON]
 
     class EventAppended(Event):
-        """One conversation event and the session-scoped part of its state delta."""
+        """One conversation event and its state delta (all but ``temp:`` keys);
+        the session keeps the session-scoped part, the service the shared one."""
 
         kind: ClassVar[str] = "appended"
 
@@ -132,7 +139,7 @@ class Session(Aggregate):
         state_delta: dict[str, JSON]
 
         def change(self, session: Session) -> None:
-            session.state = {**session.state, **self.state_delta}
+            session.state = {**session.state, **session_part(self.state_delta)}
             session.event_count += 1
             session.last_event_id = self.event_id
             if session.status == "created":
@@ -246,7 +253,7 @@ class Session(Aggregate):
             invocation_id=invocation_id,
             content=content,
             actions=dict(actions or {}),
-            state_delta=session_part(state_delta or {}),
+            state_delta=persisted_part(state_delta or {}),
             actor=actor,
             prev_hash=self.head_hash,
         )

@@ -72,7 +72,7 @@ def test_appending_applies_the_delta_and_activates() -> None:
     assert session.last_event_id == "e1"
     appended = session.collect_events()[-1]
     assert isinstance(appended, Session.EventAppended)
-    assert appended.state_delta == {"a": 2, "b": None}
+    assert appended.state_delta == {"a": 2, "user:y": 1, "b": None}
 
 
 LEGAL = [(a, b) for a in STATUSES for b in TRANSITIONS[a]]

@@ -59,6 +59,7 @@ def test_catch_up_reports_what_it_applied(store: MemoryStore) -> None:
         "current_state": 7,
         "namespaces": 7,
         "audit": 7,
+        "sessions": 7,
     }
     assert set(store.projections.catch_up().values()) == {0}
     assert store.get("app:gap", "k6").value == 6  # type: ignore[union-attr]

@@ -55,7 +55,7 @@ def test_rebuilding_every_projection_gives_the_same_rows(store: MemoryStore) -> 
     assert store.search(tags_any=["all"], limit=1000) != []
 
 
-@pytest.mark.parametrize("name", ["current_state", "namespaces", "audit"])
+@pytest.mark.parametrize("name", ["current_state", "namespaces", "audit", "sessions"])
 def test_rebuilding_one_projection_gives_the_same_rows(
     store: MemoryStore, name: str
 ) -> None:
