@@ -1,40 +1,67 @@
-"""The async twin of the store: the same methods as coroutines, one implementation."""
+"""The async twins of the store and its sessions: the same methods as
+coroutines, run in worker threads on one implementation."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
+from mnemolog.sessions import SessionService
 from mnemolog.store import MemoryStore
 
 P = ParamSpec("P")
 R = TypeVar("R")
+S = TypeVar("S")
+
+
+class _Twin(Generic[S]):
+    """An async object that runs the methods of ``sync`` in worker threads."""
+
+    def __init__(self, sync: S) -> None:
+        self.sync = sync
+        """The synchronous object this one runs on."""
 
 
 def _twin(
-    method: Callable[Concatenate[MemoryStore, P], R],
-) -> Callable[Concatenate[AsyncMemoryStore, P], Coroutine[Any, Any, R]]:
-    """The coroutine form of a MemoryStore method, run in a worker thread."""
+    method: Callable[Concatenate[S, P], R],
+) -> Callable[Concatenate[_Twin[S], P], Coroutine[Any, Any, R]]:
+    """The coroutine form of a method, run in a worker thread."""
 
-    async def call(twin: AsyncMemoryStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def call(twin: _Twin[S], /, *args: P.args, **kwargs: P.kwargs) -> R:
         return await asyncio.to_thread(method, twin.sync, *args, **kwargs)
 
     functools.update_wrapper(call, method)
     return call
 
 
-class AsyncMemoryStore:
-    """The same store with every method a coroutine; one implementation underneath."""
+class AsyncSessionService(_Twin[SessionService]):
+    """The sessions service with every method a coroutine."""
 
-    def __init__(self, store: MemoryStore) -> None:
-        self.sync = store
-        """The synchronous store this one runs on."""
+    create_session = _twin(SessionService.create_session)
+    get_session = _twin(SessionService.get_session)
+    append_event = _twin(SessionService.append_event)
+    update_status = _twin(SessionService.update_status)
+    terminate_session = _twin(SessionService.terminate_session)
+    get_state = _twin(SessionService.get_state)
+    set_state = _twin(SessionService.set_state)
+    rewind = _twin(SessionService.rewind)
+    list_sessions = _twin(SessionService.list_sessions)
+    list_active_sessions = _twin(SessionService.list_active_sessions)
+
+
+class AsyncMemoryStore(_Twin[MemoryStore]):
+    """The same store with every method a coroutine; one implementation underneath."""
 
     def tenant(self, tenant: str) -> AsyncMemoryStore:
         """A view bound to one tenant."""
         return AsyncMemoryStore(self.sync.tenant(tenant))
+
+    @property
+    def sessions(self) -> AsyncSessionService:
+        """The async twin of ``store.sessions``."""
+        return AsyncSessionService(self.sync.sessions)
 
     async def __aenter__(self) -> AsyncMemoryStore:
         return self
