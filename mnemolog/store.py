@@ -495,17 +495,20 @@ class MemoryStore:
         if isinstance(moment, datetime):
             as_of = aware(moment, "moment")
         else:
-            head = self.projections.status()[0].head
-            position = bounded_int(moment, "moment", 0, head)
+            position = moment  # replay checks it against the head
         target = MemoryStore.open("memory://", settings=self._settings)
-        replay(
-            self,
-            target,
-            tenant=tenant,
-            as_of=as_of,
-            position=position,
-            namespace_prefix=prefix,
-        )
+        try:
+            replay(
+                self,
+                target,
+                tenant=tenant,
+                as_of=as_of,
+                position=position,
+                namespace_prefix=prefix,
+            )
+        except BaseException:
+            target.close()
+            raise
         return PointInTimeView(target, tenant)
 
     def stats(self) -> dict[str, Any]:

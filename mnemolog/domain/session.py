@@ -65,17 +65,21 @@ def scope_of(key: str) -> str:
     return "session"
 
 
-def session_part(delta: Mapping[str, JSON]) -> dict[str, JSON]:
-    """The keys of a state delta that the session itself keeps."""
+def _check_keys(delta: Mapping[str, JSON]) -> None:
     for key in delta:
         if not isinstance(key, str) or not key:
             raise ValidationError("state_delta", "keys must be non-empty strings")
+
+
+def session_part(delta: Mapping[str, JSON]) -> dict[str, JSON]:
+    """The keys of a state delta that the session itself keeps."""
+    _check_keys(delta)
     return {k: v for k, v in delta.items() if scope_of(k) == "session"}
 
 
 def persisted_part(delta: Mapping[str, JSON]) -> dict[str, JSON]:
     """Every key of a state delta but the ``temp:`` ones."""
-    session_part(delta)  # checks the keys
+    _check_keys(delta)
     return {k: v for k, v in delta.items() if scope_of(k) != "temp"}
 
 
