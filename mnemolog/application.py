@@ -15,6 +15,7 @@ from mnemolog.adapters.sqlite_backend import SYNCHRONOUS, Factory
 from mnemolog.config import Settings, parse_url
 from mnemolog.domain import memory as domain
 from mnemolog.domain.session import Session
+from mnemolog.vector_index import VectorIndexes
 
 
 class MemoryApplication(Application[UUID]):
@@ -22,6 +23,8 @@ class MemoryApplication(Application[UUID]):
     the projections run inside the transaction that records them."""
 
     name = "mnemolog"
+    vectors: VectorIndexes | None = None
+    """The in-memory vector matrices, when a vector index is configured."""
 
     def construct_mapper(self) -> Mapper[UUID]:
         return ChainedMapper(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
 
@@ -18,7 +19,7 @@ DEFAULT_URL = "sqlite:///mnemolog.db"
 class Settings(BaseModel):
     """Everything a store can be told besides its URL."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     default_tenant: str = "default"
     extra_roots: frozenset[str] = frozenset()
@@ -29,6 +30,25 @@ class Settings(BaseModel):
     write_retries: int = Field(default=20, ge=0)
     snapshot_interval: int = Field(default=100, ge=2)
     """A snapshot every this many versions of a memory (see bench/projections.py)."""
+    embedder: Any = None
+    """An :class:`~mnemolog.embedders.Embedder`: embeds values on put and text
+    queries on search. It names the vector index's model and dimensions."""
+    embed_fields: Any = None
+    """Paths into values whose text is embedded (``"$"``, ``"text"``,
+    ``"a.b"``); None embeds every string in the value."""
+    vector_model: str | None = None
+    """Without an embedder: the model name of the vectors callers give."""
+    vector_dims: int | None = Field(default=None, ge=1, le=65_536)
+    """Without an embedder: the dimensions of the vectors callers give."""
+
+    @property
+    def vector_index(self) -> tuple[str, int] | None:
+        """(model, dims) of the vector index, or None when none is configured."""
+        if self.embedder is not None:
+            return (self.embedder.name, self.embedder.dims)
+        if self.vector_dims is not None:
+            return (self.vector_model or "external", self.vector_dims)
+        return None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 import orjson
@@ -39,6 +39,19 @@ def _value_from_text(text: str) -> Any:
     # Only wire forms holding a "$bytes" or "$dict" tag need the decoding walk.
     parsed = orjson.loads(text)
     return decode_value(parsed) if '"$' in text else parsed
+
+
+T = TypeVar("T")
+
+
+class Scored(BaseModel, Generic[T]):
+    """A search result and its score (higher is better; see each search for
+    what the score means)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    item: T
+    score: float
 
 
 class Memory(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +39,8 @@ from mnemolog.domain.values import (
     encode_value,
     sha256_hex,
 )
+from mnemolog.domain.vectors import check_fields, check_vector, encode_vector, text_of
+from mnemolog.embedders import check_embedder, embed_checked
 from mnemolog.inputs import (
     aware,
     bounded_int,
@@ -46,7 +48,7 @@ from mnemolog.inputs import (
     tag_filter,
     where_conditions,
 )
-from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo
+from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo, Scored
 from mnemolog.projections.audit import AuditProjection, AuditQuery, audit_sql
 from mnemolog.projections.current_state import (
     CurrentStateProjection,
@@ -63,7 +65,11 @@ from mnemolog.projections.namespaces import (
 from mnemolog.projections.projector import Projector
 from mnemolog.projections.sessions import SessionsProjection
 from mnemolog.projections.sql import create_statements
+from mnemolog.projections.text import TextProjection
+from mnemolog.projections.vectors import VectorsProjection
+from mnemolog.retrieval import Boosts, Retrieval, check_weights, fuse
 from mnemolog.sessions import SessionService
+from mnemolog.vector_index import VectorIndexes
 from mnemolog.verification import VerifyReport, verify
 from mnemolog.views import PointInTimeView, Projections
 
@@ -97,6 +103,9 @@ class MemoryStore:
         dialect = sqlite_sql_dialect()
         self._dialect = dialect
         self._get_by_id = get_by_id_statement(dialect)
+        self._index = settings.vector_index
+        self._embed_fields = check_fields(settings.embed_fields)
+        self._retrieval = Retrieval(recorder, dialect, app.vectors)
 
     @classmethod
     def open(
@@ -105,6 +114,7 @@ class MemoryStore:
         """Opens (creating if need be) the store at ``url``; catches up read models."""
         settings = settings or Settings()
         check_tenant(settings.default_tenant)
+        _check_vector_settings(settings)
         app = open_application(url, settings)
         recorder = app.recorder
         assert isinstance(recorder, LogRecorder)
@@ -114,7 +124,12 @@ class MemoryStore:
             NamespacesProjection(dialect),
             AuditProjection(dialect),
             SessionsProjection(dialect),
+            VectorsProjection(dialect),
+            TextProjection(dialect),
         ]
+        index = settings.vector_index
+        if index is not None:
+            app.vectors = VectorIndexes(*index)
         with recorder.write_transaction() as cursor:
             for projection in projections:
                 for statement in create_statements(projection.tables, dialect):
@@ -187,6 +202,8 @@ class MemoryStore:
         reason: str | None = None,
         expected_version: int | None = None,
         force: bool = False,
+        embedding: Any = None,
+        embedding_model: str | None = None,
         tenant: str | None = None,
     ) -> Memory:
         """Creates or replaces a memory; returns it as stored.
@@ -196,6 +213,11 @@ class MemoryStore:
         is a no-op that returns the current version, unless ``force=True``.
         ``expected_version`` (0 for "must not exist yet") guards against lost
         updates with :class:`VersionConflict`.
+
+        ``embedding`` is the caller's vector for the vector index; without one,
+        a configured embedder embeds the value's text (see ``embed_fields``).
+        A new value with neither drops the old vector, which described the
+        old value.
         """
         item = self._check_put(
             tenant=tenant,
@@ -209,8 +231,11 @@ class MemoryStore:
             confidence=confidence,
             expected_version=expected_version,
             force=force,
+            embedding=embedding,
+            embedding_model=embedding_model,
         )
         provenance = self._provenance(actor, task_id, source, reason)
+        self._embed_missing([item.changes])
         return self._write_batch([item], provenance)[0]
 
     def put_many(
@@ -240,6 +265,8 @@ class MemoryStore:
             "confidence",
             "expected_version",
             "force",
+            "embedding",
+            "embedding_model",
         }
         checked = []
         for index, item in enumerate(items):
@@ -259,6 +286,7 @@ class MemoryStore:
                 raise ValidationError(f"items[{index}].{e.field}", e.rule) from None
         if not checked:
             return []
+        self._embed_missing([item.changes for item in checked])
         return self._write_batch(
             checked, self._provenance(actor, task_id, source, reason)
         )
@@ -281,12 +309,15 @@ class MemoryStore:
         reason: str | None = None,
         expected_version: int | None = None,
         force: bool = False,
+        embedding: Any = None,
+        embedding_model: str | None = None,
         tenant: str | None = None,
     ) -> Memory:
         """Changes an existing memory; raises NotFound if it is absent or deleted.
 
         Only what is given changes. Metadata is merged into the current
-        metadata (top-level keys) unless ``replace_metadata=True``.
+        metadata (top-level keys) unless ``replace_metadata=True``. A new value
+        is embedded as by :meth:`put`.
         """
         tenant_id, ns, checked_key = self._address(tenant, namespace, key)
         changes = self._check_changes(
@@ -297,8 +328,10 @@ class MemoryStore:
             importance=importance,
             confidence=confidence,
         )
+        self._vector_changes(changes, embedding, embedding_model)
         self._check_expected(expected_version)
         provenance = self._provenance(actor, task_id, source, reason)
+        self._embed_missing([changes])
 
         def command(memory: domain.Memory) -> None:
             if memory.deleted:
@@ -437,33 +470,15 @@ class MemoryStore:
         nested keys are written ``a.b``. ``order_by`` is one of updated_at,
         created_at, importance, key, namespace, with ``-`` for descending.
         """
-        query = SearchQuery(
-            tenant=self._tenant(tenant),
-            namespace_prefix=(
-                str(
-                    self._namespace(
-                        namespace_prefix, "namespace_prefix", root_only=True
-                    )
-                )
-                if namespace_prefix is not None
-                else None
-            ),
-            memory_type=(
-                self._memory_type(memory_type) if memory_type is not None else None
-            ),
-            tags_any=tag_filter(tags_any, "tags_any"),
-            tags_all=tag_filter(tags_all, "tags_all"),
-            where=where_conditions(where),
-            updated_after=(
-                to_micros(aware(updated_after, "updated_after"))
-                if updated_after is not None
-                else None
-            ),
-            updated_before=(
-                to_micros(aware(updated_before, "updated_before"))
-                if updated_before is not None
-                else None
-            ),
+        query = self._filters(
+            tenant=tenant,
+            namespace_prefix=namespace_prefix,
+            memory_type=memory_type,
+            tags_any=tags_any,
+            tags_all=tags_all,
+            where=where,
+            updated_after=updated_after,
+            updated_before=updated_before,
             include_deleted=bool(include_deleted),
             order_by=order_by_rule(order_by),
             limit=bounded_int(limit, "limit", 1, MAX_LIMIT),
@@ -472,6 +487,161 @@ class MemoryStore:
         sql, params = search_sql(query, self._dialect)
         rows = self._recorder.fetch_all(sql, params)
         return [Memory.from_row(row) for row in rows]
+
+    def similar(
+        self,
+        query: Any,
+        *,
+        k: int = 10,
+        min_score: float | None = None,
+        namespace_prefix: str | None = None,
+        memory_type: str | None = None,
+        tags_any: Iterable[str] | None = None,
+        tags_all: Iterable[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        tenant: str | None = None,
+    ) -> list[Scored[Memory]]:
+        """The ``k`` live memories nearest in meaning to ``query``, best first.
+
+        ``query`` is a vector, or a text that the configured embedder embeds.
+        The score is the cosine similarity in [-1, 1]; ``min_score`` drops
+        those below it. Filters are those of :meth:`search`, applied exactly
+        before ranking: the result is the true top k of the memories passing
+        them, never fewer because of them.
+        """
+        filters = self._filters(
+            tenant=tenant,
+            namespace_prefix=namespace_prefix,
+            memory_type=memory_type,
+            tags_any=tags_any,
+            tags_all=tags_all,
+            where=where,
+            updated_after=updated_after,
+            updated_before=updated_before,
+        )
+        vector = self._query_vector(query, "query")
+        return self._retrieval.similar(
+            filters,
+            vector,
+            k=bounded_int(k, "k", 1, MAX_LIMIT),
+            min_score=_check_min_score(min_score),
+        )
+
+    def text_search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        match: str = "any",
+        namespace_prefix: str | None = None,
+        memory_type: str | None = None,
+        tags_any: Iterable[str] | None = None,
+        tags_all: Iterable[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        tenant: str | None = None,
+    ) -> list[Scored[Memory]]:
+        """The ``k`` live memories whose text best matches the words of
+        ``query`` (BM25; higher is better), best first.
+
+        The text of a memory is its value's strings. Words are matched as
+        words, whatever characters surround them: nothing in ``query`` is
+        read as query syntax. ``match="any"`` (the default) wants at least one
+        of the words and ranks memories with more of them higher;
+        ``match="all"`` wants every word. Filters are those of :meth:`search`.
+        """
+        if not isinstance(query, str):
+            raise ValidationError("query", "must be a string")
+        check_optional_text(query, "query", max_length=65_536)
+        if match not in ("any", "all"):
+            raise ValidationError("match", "must be 'any' or 'all'")
+        filters = self._filters(
+            tenant=tenant,
+            namespace_prefix=namespace_prefix,
+            memory_type=memory_type,
+            tags_any=tags_any,
+            tags_all=tags_all,
+            where=where,
+            updated_after=updated_after,
+            updated_before=updated_before,
+        )
+        return self._retrieval.text(
+            filters,
+            query,
+            k=bounded_int(k, "k", 1, MAX_LIMIT),
+            every_word=match == "all",
+        )
+
+    def retrieve(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        vector: Any = None,
+        weights: Mapping[str, float] | None = None,
+        importance_boost: float = 0.0,
+        recency_half_life: timedelta | None = None,
+        namespace_prefix: str | None = None,
+        memory_type: str | None = None,
+        tags_any: Iterable[str] | None = None,
+        tags_all: Iterable[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        tenant: str | None = None,
+    ) -> list[Scored[Memory]]:
+        """Hybrid retrieval: :meth:`similar` and :meth:`text_search` results
+        fused by reciprocal rank (score = sum of weight / (60 + rank)).
+
+        The vector side uses ``vector`` if given, else the embedder on
+        ``query``; with neither it is skipped and only words count.
+        ``weights`` (default ``{"vector": 1, "text": 1}``) weigh the two
+        lists. Two boosts, off by default, multiply the fused score:
+        ``importance_boost=w`` by ``(1 - w) + w * importance``, and
+        ``recency_half_life=h`` by ``0.5 ** (age / h)``, age since the last
+        update.
+        """
+        if not isinstance(query, str):
+            raise ValidationError("query", "must be a string")
+        check_optional_text(query, "query", max_length=65_536)
+        checked_weights = check_weights(weights)
+        boosts = Boosts(
+            importance=check_unit_interval(importance_boost, "importance_boost"),
+            recency_half_life=_check_half_life(recency_half_life),
+        )
+        limit = bounded_int(k, "k", 1, MAX_LIMIT)
+        filters = self._filters(
+            tenant=tenant,
+            namespace_prefix=namespace_prefix,
+            memory_type=memory_type,
+            tags_any=tags_any,
+            tags_all=tags_all,
+            where=where,
+            updated_after=updated_after,
+            updated_before=updated_before,
+        )
+        depth = min(max(3 * limit, 50), MAX_LIMIT)
+        ranked: dict[str, list[Scored[Memory]]] = {}
+        if checked_weights["vector"] > 0 and self._index is not None:
+            query_vector = None
+            if vector is not None:
+                query_vector = self._query_vector(vector, "vector")
+            elif self._settings.embedder is not None and query.strip():
+                query_vector = self._query_vector(query, "query")
+            if query_vector is not None:
+                ranked["vector"] = self._retrieval.similar(
+                    filters, query_vector, k=depth, min_score=None
+                )
+        elif vector is not None:
+            self._query_vector(vector, "vector")  # an error: there is no index
+        if checked_weights["text"] > 0:
+            ranked["text"] = self._retrieval.text(
+                filters, query, k=depth, every_word=False
+            )
+        return fuse(ranked, checked_weights, k=limit, boosts=boosts)
 
     def as_of(
         self, moment: datetime | int, *, namespace_prefix: str | None = None
@@ -671,6 +841,71 @@ class MemoryStore:
             allow_root_only=root_only,
         )
 
+    def _filters(
+        self,
+        *,
+        tenant: str | None,
+        namespace_prefix: str | None,
+        memory_type: str | None,
+        tags_any: Iterable[str] | None,
+        tags_all: Iterable[str] | None,
+        where: Mapping[str, Any] | None,
+        updated_after: datetime | None,
+        updated_before: datetime | None,
+        **rest: Any,
+    ) -> SearchQuery:
+        """The checked filters shared by every search."""
+        return SearchQuery(
+            tenant=self._tenant(tenant),
+            namespace_prefix=(
+                str(
+                    self._namespace(
+                        namespace_prefix, "namespace_prefix", root_only=True
+                    )
+                )
+                if namespace_prefix is not None
+                else None
+            ),
+            memory_type=(
+                self._memory_type(memory_type) if memory_type is not None else None
+            ),
+            tags_any=tag_filter(tags_any, "tags_any"),
+            tags_all=tag_filter(tags_all, "tags_all"),
+            where=where_conditions(where),
+            updated_after=(
+                to_micros(aware(updated_after, "updated_after"))
+                if updated_after is not None
+                else None
+            ),
+            updated_before=(
+                to_micros(aware(updated_before, "updated_before"))
+                if updated_before is not None
+                else None
+            ),
+            **rest,
+        )
+
+    def _query_vector(self, query: object, field: str) -> Any:
+        """A query as a vector of the index: checked, or embedded from text."""
+        if self._index is None:
+            raise ValidationError(
+                field,
+                "similarity search needs a vector index: open the store with an "
+                "embedder or vector_dims",
+            )
+        _, dims = self._index
+        if isinstance(query, str):
+            embedder = self._settings.embedder
+            if embedder is None:
+                raise ValidationError(
+                    field, "a text query needs an embedder; give a vector instead"
+                )
+            check_optional_text(query, field, max_length=65_536)
+            if not query.strip():
+                raise ValidationError(field, "must not be blank")
+            return embed_checked(embedder, [query])[0]
+        return check_vector(query, dims, field)
+
     def _memory_type(self, memory_type: object) -> str:
         return check_memory_type(
             memory_type, extra_types=self._settings.extra_memory_types
@@ -742,6 +977,48 @@ class MemoryStore:
             changes["confidence"] = check_unit_interval(confidence, "confidence")
         return changes
 
+    def _vector_changes(
+        self, changes: dict[str, JSON], embedding: Any, embedding_model: object
+    ) -> None:
+        """Adds the caller's vector, checked against the index, to the changes."""
+        if embedding is None:
+            if embedding_model is not None:
+                raise ValidationError("embedding_model", "is given without embedding")
+            return
+        if self._index is None:
+            raise ValidationError(
+                "embedding",
+                "no vector index is configured: open the store with an embedder "
+                "or vector_dims",
+            )
+        model, dims = self._index
+        if embedding_model is not None and embedding_model != model:
+            raise ValidationError(
+                "embedding_model",
+                f"is {embedding_model!r} but the vector index's model is {model!r}",
+            )
+        changes["embedding"] = encode_vector(check_vector(embedding, dims))
+        changes["embedding_model"] = model
+
+    def _embed_missing(self, batch: list[dict[str, JSON]]) -> None:
+        """Embeds the new values that came without a vector, in one call to the
+        embedder; with no embedder (or no text) a new value gets no vector."""
+        embedder = self._settings.embedder
+        pending: list[tuple[dict[str, JSON], str]] = []
+        for changes in batch:
+            if "value" not in changes or "embedding" in changes:
+                continue
+            text = text_of(changes["value"], self._embed_fields) if embedder else ""
+            if text:
+                pending.append((changes, text))
+            else:
+                changes["embedding"] = changes["embedding_model"] = None
+        if pending:
+            rows = embed_checked(embedder, [text for _, text in pending])
+            for (changes, _), row in zip(pending, rows, strict=True):
+                changes["embedding"] = encode_vector(row)
+                changes["embedding_model"] = embedder.name
+
     def _check_put(
         self,
         *,
@@ -756,6 +1033,8 @@ class MemoryStore:
         confidence: float | None = None,
         expected_version: int | None = None,
         force: bool = False,
+        embedding: Any = None,
+        embedding_model: str | None = None,
     ) -> _PutItem:
         tenant_id, ns, checked_key = self._address(tenant, namespace, key)
         changes = self._check_changes(
@@ -766,6 +1045,7 @@ class MemoryStore:
             importance=importance,
             confidence=confidence,
         )
+        self._vector_changes(changes, embedding, embedding_model)
         self._check_expected(expected_version)
         if not isinstance(force, bool):
             raise ValidationError("force", "must be a bool")
@@ -856,6 +1136,8 @@ class MemoryStore:
                 importance=changes.get("importance", self._settings.default_importance),
                 confidence=changes.get("confidence", 1.0),
                 provenance=provenance,
+                embedding=changes.get("embedding"),
+                embedding_model=changes.get("embedding_model"),
             )
         memory.restore(provenance)
         memory.revise(changes, provenance, force=item.force)
@@ -935,6 +1217,46 @@ class MemoryStore:
     @staticmethod
     def _visible(memory: Memory, include_deleted: bool) -> Memory | None:
         return None if memory.deleted and not include_deleted else memory
+
+
+def _check_min_score(min_score: object) -> float | None:
+    if min_score is None:
+        return None
+    if (
+        isinstance(min_score, bool)
+        or not isinstance(min_score, int | float)
+        or not -1.0 <= min_score <= 1.0
+    ):
+        raise ValidationError("min_score", "must be a number in [-1, 1]")
+    return float(min_score)
+
+
+def _check_half_life(half_life: object) -> timedelta | None:
+    if half_life is None:
+        return None
+    if not isinstance(half_life, timedelta) or half_life <= timedelta(0):
+        raise ValidationError("recency_half_life", "must be a positive timedelta")
+    return half_life
+
+
+def _check_vector_settings(settings: Settings) -> None:
+    """An embedder that has the shape of one; fields that are paths; and an
+    embedder and explicit dimensions that agree."""
+    if settings.embedder is not None:
+        embedder = check_embedder(settings.embedder)
+        if settings.vector_dims is not None and settings.vector_dims != embedder.dims:
+            raise ValidationError(
+                "vector_dims",
+                f"is {settings.vector_dims} but the embedder gives {embedder.dims}",
+            )
+        if settings.vector_model is not None and settings.vector_model != embedder.name:
+            raise ValidationError(
+                "vector_model",
+                f"is {settings.vector_model!r} but the embedder is {embedder.name!r}",
+            )
+    elif settings.vector_model is not None and settings.vector_dims is None:
+        raise ValidationError("vector_dims", "is required with vector_model")
+    check_fields(settings.embed_fields)
 
 
 @dataclass(frozen=True)

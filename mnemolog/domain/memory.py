@@ -24,6 +24,8 @@ MUTABLE_FIELDS = (
     "memory_type",
     "importance",
     "confidence",
+    "embedding",
+    "embedding_model",
 )
 
 
@@ -54,6 +56,12 @@ class Provenance:
 
 class Memory(Aggregate):
     """A memory's state, folded from its events."""
+
+    # Class-level defaults: snapshots taken before embeddings existed lack them.
+    embedding: str | None = None
+    """Base64 of little-endian float32 (see ``vectors.encode_vector``), or None."""
+    embedding_model: str | None = None
+    """The model that made the embedding, or the name the caller gave."""
 
     @staticmethod
     def create_id(tenant: str, namespace: str, key: str) -> UUID:
@@ -88,7 +96,7 @@ class Memory(Aggregate):
         """The first version of a memory."""
 
         kind: ClassVar[str] = "created"
-        class_version: ClassVar[int] = 2
+        class_version: ClassVar[int] = 3
 
         tenant: str
         namespace: str
@@ -100,11 +108,19 @@ class Memory(Aggregate):
         metadata: dict[str, JSON]
         importance: float
         confidence: float
+        embedding: str | None
+        embedding_model: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             """Version 1 had no confidence; its memories were taken as certain."""
             state["confidence"] = 1.0
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """Version 2 had no embeddings."""
+            state["embedding"] = None
+            state["embedding_model"] = None
 
     class Updated(Event):
         """Some of value, content hash, tags, metadata, type, importance, confidence."""
@@ -148,6 +164,8 @@ class Memory(Aggregate):
         importance: float,
         confidence: float,
         actor: str | None,
+        embedding: str | None = None,
+        embedding_model: str | None = None,
     ) -> None:
         self.tenant = tenant
         """The isolation boundary the memory lives in."""
@@ -169,6 +187,8 @@ class Memory(Aggregate):
         """In [0, 1]."""
         self.confidence = confidence
         """In [0, 1]."""
+        self.embedding = embedding
+        self.embedding_model = embedding_model
         self.deleted = False
         """True after a soft delete."""
         self.created_by = actor
@@ -193,6 +213,8 @@ class Memory(Aggregate):
         importance: float,
         confidence: float,
         provenance: Provenance,
+        embedding: str | None = None,
+        embedding_model: str | None = None,
     ) -> Memory:
         """Creates a memory; triggers Created."""
         return cls._create(
@@ -208,6 +230,8 @@ class Memory(Aggregate):
             metadata=metadata,
             importance=importance,
             confidence=confidence,
+            embedding=embedding,
+            embedding_model=embedding_model,
             prev_hash=GENESIS_HASH,
             **provenance.as_event_fields(),
         )

@@ -76,6 +76,8 @@ memories = Table(
     Index("ix_memories_created", "tenant", "created_at"),
     Index("ix_memories_type", "tenant", "memory_type", "updated_at"),
     Index("ix_memories_importance", "tenant", "importance"),
+    # What changed since a position: how the in-memory vector index follows.
+    Index("ix_memories_position", "tenant", "position"),
 )
 
 memory_tags = Table(
@@ -190,6 +192,9 @@ def typed_cell(value: JSON) -> tuple[str, int | float | None, str | None]:
     return ("json", None, canonical_json(value).decode("utf-8"))
 
 
+VECTOR_FIELDS = frozenset({"embedding", "embedding_model"})
+
+
 class CurrentStateProjection(Projection):
     """Folds Memory events into the memories, memory_tags and memory_meta tables."""
 
@@ -295,6 +300,8 @@ class CurrentStateProjection(Projection):
         memory_id = event.originator_id.hex
         values: dict[str, Any] = self._stamp(event, position)
         for name, new in event.changes.items():
+            if name in VECTOR_FIELDS:  # the vectors projection's
+                continue
             if name in ("value", "tags", "metadata"):
                 values[name] = dumps(new)
             else:
@@ -389,6 +396,12 @@ def search_sql(query: SearchQuery, dialect: Dialect) -> tuple[str, dict[str, Any
     The SQL depends only on which filters are present (the shape); it is
     compiled once per shape and dialect, and the values travel as parameters.
     """
+    shape, params = _shape(query)
+    return _compiled_search(shape, query.order_by, dialect), params
+
+
+def _shape(query: SearchQuery) -> tuple[Shape, dict[str, Any]]:
+    """What the query filters on, and the values to bind."""
     params: dict[str, Any] = {
         "tenant": query.tenant,
         "limit": query.limit,
@@ -429,11 +442,72 @@ def search_sql(query: SearchQuery, dialect: Dialect) -> tuple[str, dict[str, Any
             kinds.append(vtype)
             params[f"num{i}_{j}"], params[f"text{i}_{j}"] = vnum, vtext
         shape.append(("meta", i, condition.op, tuple(kinds), condition.operand is True))
-    return _compiled_search(tuple(shape), query.order_by, dialect), params
+    return tuple(shape), params
 
 
 @lru_cache(maxsize=1024)
 def _compiled_search(shape: Shape, order_by: str, dialect: Dialect) -> str:
+    m = memories
+    column = m.c[ORDER_COLUMNS[order_by.lstrip("-")]]
+    order = column.desc() if order_by.startswith("-") else column.asc()
+    statement = (
+        select(*(m.c[name] for name in ROW_COLUMNS))
+        .where(and_(*_conditions(shape)))
+        .order_by(order, m.c.id)
+        .limit(bindparam("limit", type_=BigInteger))
+        .offset(bindparam("offset", type_=BigInteger))
+    )
+    return compile_sql(statement, dialect)
+
+
+def search_ids_sql(query: SearchQuery, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters for the ids of every memory passing the filters
+    (no order, no limit): the candidates of a similarity search."""
+    shape, params = _shape(query)
+    return _compiled_ids(shape, dialect), params
+
+
+@lru_cache(maxsize=1024)
+def _compiled_ids(shape: Shape, dialect: Dialect) -> str:
+    return compile_sql(select(memories.c.id).where(and_(*_conditions(shape))), dialect)
+
+
+def text_search_sql(
+    query: SearchQuery, match: str, dialect: Dialect
+) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters for full-text matches passing the filters, best
+    first by bm25: rows in ROW_COLUMNS order, then the score."""
+    shape, params = _shape(query)
+    params["match"] = match
+    return _compiled_text(shape, dialect), params
+
+
+@lru_cache(maxsize=1024)
+def _compiled_text(shape: Shape, dialect: Dialect) -> str:
+    from mnemolog.projections.text import memory_text, memory_text_docs
+
+    m, docs = memories, memory_text_docs
+    fts = memory_text
+    rank: ColumnElement[float] = literal_column(f"bm25({fts.name})")
+    statement = (
+        select(*(m.c[name] for name in ROW_COLUMNS), (-rank).label("score"))
+        .select_from(
+            fts.join(docs, docs.c.docid == fts.c.rowid).join(
+                m, m.c.id == docs.c.memory_id
+            )
+        )
+        .where(
+            literal_column(fts.name).op("MATCH")(bindparam("match", type_=Text)),
+            *_conditions(shape),
+        )
+        .order_by(rank, m.c.id)
+        .limit(bindparam("limit", type_=BigInteger))
+        .offset(bindparam("offset", type_=BigInteger))
+    )
+    return compile_sql(statement, dialect)
+
+
+def _conditions(shape: Shape) -> list[ColumnElement[bool]]:
     m = memories
     conditions: list[ColumnElement[bool]] = [m.c.tenant == bindparam("tenant")]
     for part in shape:
@@ -459,16 +533,7 @@ def _compiled_search(shape: Shape, order_by: str, dialect: Dialect) -> str:
         else:
             _, i, op, kinds, exists = part
             conditions.append(_meta_condition(i, op, kinds, exists))
-    column = m.c[ORDER_COLUMNS[order_by.lstrip("-")]]
-    order = column.desc() if order_by.startswith("-") else column.asc()
-    statement = (
-        select(*(m.c[name] for name in ROW_COLUMNS))
-        .where(and_(*conditions))
-        .order_by(order, m.c.id)
-        .limit(bindparam("limit", type_=BigInteger))
-        .offset(bindparam("offset", type_=BigInteger))
-    )
-    return compile_sql(statement, dialect)
+    return conditions
 
 
 def _tagged(condition: ColumnElement[bool]) -> Select[Any]:

@@ -36,6 +36,10 @@ def create_statements(tables: Sequence[Table], dialect: Dialect) -> list[str]:
     """CREATE TABLE and CREATE INDEX statements, all IF NOT EXISTS."""
     statements = []
     for table in tables:
+        create = table.info.get("create")
+        if create is not None:  # a table SQLAlchemy cannot declare, such as FTS5
+            statements.extend(create(table, dialect))
+            continue
         statements.append(
             str(CreateTable(table, if_not_exists=True).compile(dialect=dialect))
         )

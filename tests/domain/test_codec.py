@@ -301,8 +301,8 @@ def test_memory_rebuilt_from_snapshot_continues_the_chain(
 # ---- class versions and the upcaster -----------------------------------------
 
 
-def test_created_is_at_class_version_2() -> None:
-    assert Memory.Created.class_version == 2
+def test_created_is_at_class_version_3() -> None:
+    assert Memory.Created.class_version == 3
 
 
 @pytest.mark.parametrize("name", ["Updated", "Deleted", "Restored"])
@@ -316,25 +316,35 @@ def test_upcast_v1_v2_takes_old_memories_as_certain() -> None:
     assert state == {"value": "x", "confidence": 1.0}
 
 
-def test_v2_created_is_stored_with_its_class_version(mapper: ChainedMapper) -> None:
+def test_upcast_v2_v3_gives_old_memories_no_embedding() -> None:
+    state: dict[str, Any] = {"value": "x"}
+    Memory.Created.upcast_v2_v3(state)
+    assert state == {"value": "x", "embedding": None, "embedding_model": None}
+
+
+def test_v3_created_is_stored_with_its_class_version(mapper: ChainedMapper) -> None:
     event = event_of_type("Created")
     state = orjson.loads(mapper.to_stored_event(event).state)
-    assert state["class_version"] == 2
+    assert state["class_version"] == 3
     assert state["confidence"] == event.confidence
 
 
-def test_decoded_v2_created_has_no_class_version_field(mapper: ChainedMapper) -> None:
+def test_decoded_v3_created_has_no_class_version_field(mapper: ChainedMapper) -> None:
     decoded = round_trip(mapper, event_of_type("Created"))
     assert "class_version" not in vars(decoded)
 
 
 def v1_created_state(event: Memory.Created) -> dict[str, Any]:
-    """The JSON state version 1 of Created had: no confidence, no class_version."""
-    state = {
-        k: v
-        for k, v in vars(event).items()
-        if k not in ("originator_id", "originator_version", "confidence")
-    }
+    """The JSON state version 1 of Created had: no confidence, no embedding, no
+    class_version."""
+    dropped = (
+        "originator_id",
+        "originator_version",
+        "confidence",
+        "embedding",
+        "embedding_model",
+    )
+    state = {k: v for k, v in vars(event).items() if k not in dropped}
     state["timestamp"] = event.timestamp.isoformat()
     return state
 
@@ -368,7 +378,12 @@ def test_v1_created_is_upcast_with_confidence_1(
     assert type(decoded) is Memory.Created
     assert decoded.confidence == 1.0
     assert "class_version" not in vars(decoded)
-    expected = {**fields(v1_event), "confidence": 1.0}
+    expected = {
+        **fields(v1_event),
+        "confidence": 1.0,
+        "embedding": None,
+        "embedding_model": None,
+    }
     assert fields(decoded) == expected
 
 

@@ -158,6 +158,8 @@ def test_revise_of_value_changes_value_and_content_hash() -> None:
         ("confidence", 0.2),
         ("value", {"other": [1]}),
         ("content_hash", "f" * 64),
+        ("embedding", "AACAPw=="),
+        ("embedding_model", "model-a"),
     ],
 )
 def test_each_mutable_field_can_be_revised(field: str, new: Any) -> None:
@@ -169,6 +171,8 @@ def test_each_mutable_field_can_be_revised(field: str, new: Any) -> None:
 
 def test_mutable_fields_are_the_documented_ones() -> None:
     assert set(MUTABLE_FIELDS) == {
+        "embedding",
+        "embedding_model",
         "value",
         "content_hash",
         "tags",

@@ -1,0 +1,192 @@
+"""Retrieval by meaning, by words, and by both: the queries behind
+``store.similar``, ``store.text_search`` and ``store.retrieve``.
+
+The store checks the caller's input and hands over a :class:`SearchQuery` of
+filters; everything here reads the read models (and the in-memory vector
+matrix) and never writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from sqlalchemy.engine import Dialect
+
+from mnemolog.adapters.sqlite_backend import LogRecorder
+from mnemolog.domain.errors import ValidationError
+from mnemolog.domain.vectors import Vector
+from mnemolog.models import Memory, Scored
+from mnemolog.projections.current_state import (
+    ROW_COLUMNS,
+    SearchQuery,
+    search_ids_sql,
+    text_search_sql,
+)
+from mnemolog.projections.text import match_expression
+from mnemolog.vector_index import VectorIndexes
+
+RRF_K = 60
+"""The constant of reciprocal rank fusion: 1 / (RRF_K + rank)."""
+
+
+@dataclass(frozen=True)
+class Boosts:
+    """Optional multipliers on fused scores; both off unless given."""
+
+    importance: float = 0.0
+    """w in [0, 1]: score x ((1 - w) + w x importance)."""
+    recency_half_life: timedelta | None = None
+    """Score x 0.5 ** (age / half_life), age counted from the last update."""
+
+
+@lru_cache(maxsize=256)
+def _rows_by_id_sql(count: int) -> str:
+    columns = ", ".join(ROW_COLUMNS)
+    marks = ", ".join("?" * count)
+    return (
+        f"SELECT {columns} FROM memories "
+        f"WHERE tenant = ? AND deleted = 0 AND id IN ({marks})"
+    )
+
+
+class Retrieval:
+    """Similarity, full-text and hybrid search over one store's read models."""
+
+    def __init__(
+        self,
+        recorder: LogRecorder,
+        dialect: Dialect,
+        vectors: VectorIndexes | None,
+    ) -> None:
+        self._recorder = recorder
+        self._dialect = dialect
+        self._vectors = vectors
+
+    def similar(
+        self,
+        filters: SearchQuery,
+        vector: Vector,
+        *,
+        k: int,
+        min_score: float | None,
+    ) -> list[Scored[Memory]]:
+        """The k memories whose vectors are nearest ``vector`` (cosine), among
+        those passing every filter exactly."""
+        assert self._vectors is not None
+        tenant = filters.tenant
+        index = self._vectors.of(tenant)
+        with index.lock:
+            index.sync(self._recorder.fetch_all, tenant)
+            if (
+                filters.tags_any
+                or filters.tags_all
+                or filters.where
+                or (
+                    filters.updated_after is not None
+                    or filters.updated_before is not None
+                )
+            ):
+                sql, params = search_ids_sql(filters, self._dialect)
+                ids = [row[0] for row in self._recorder.fetch_all(sql, params)]
+                mask = index.mask(memory_ids=ids)
+            elif filters.namespace_prefix is not None or filters.memory_type:
+                mask = index.mask(
+                    namespace_prefix=filters.namespace_prefix,
+                    memory_type=filters.memory_type,
+                )
+            else:
+                mask = None
+            hits = index.top(vector, k, mask=mask, min_score=min_score)
+        found = self.memories(tenant, [hit.memory_id for hit in hits])
+        return [
+            Scored[Memory](item=found[hit.memory_id], score=hit.score)
+            for hit in hits
+            if hit.memory_id in found
+        ]
+
+    def text(
+        self, filters: SearchQuery, text: str, *, k: int, every_word: bool
+    ) -> list[Scored[Memory]]:
+        """The k memories whose text best matches the words of ``text`` (bm25),
+        among those passing every filter."""
+        match = match_expression(text, every_word=every_word)
+        if match is None:
+            return []
+        query = SearchQuery(**{**vars(filters), "limit": k, "offset": 0})
+        sql, params = text_search_sql(query, match, self._dialect)
+        return [
+            Scored[Memory](item=Memory.from_row(row), score=float(row[-1]))
+            for row in self._recorder.fetch_all(sql, params)
+        ]
+
+    def memories(self, tenant: str, memory_ids: Sequence[str]) -> dict[str, Memory]:
+        """Live memories of the tenant by id (hex)."""
+        if not memory_ids:
+            return {}
+        rows = self._recorder.fetch_all(
+            _rows_by_id_sql(len(memory_ids)), (tenant, *memory_ids)
+        )
+        return {row[0]: Memory.from_row(row) for row in rows}
+
+
+def fuse(
+    ranked: Mapping[str, Sequence[Scored[Memory]]],
+    weights: Mapping[str, float],
+    *,
+    k: int,
+    boosts: Boosts,
+    now: datetime | None = None,
+) -> list[Scored[Memory]]:
+    """Reciprocal rank fusion of ranked lists, then the boosts; the k best."""
+    scores: dict[str, float] = {}
+    items: dict[str, Memory] = {}
+    for name, results in ranked.items():
+        weight = weights.get(name, 0.0)
+        for rank, scored in enumerate(results, start=1):
+            memory_id = scored.item.id.hex
+            items[memory_id] = scored.item
+            scores[memory_id] = scores.get(memory_id, 0.0) + weight / (RRF_K + rank)
+    if boosts.importance or boosts.recency_half_life is not None:
+        moment = now or datetime.now(UTC)
+        for memory_id, memory in items.items():
+            scores[memory_id] *= _boost(memory, boosts, moment)
+    best = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+    return [Scored[Memory](item=items[i], score=score) for i, score in best]
+
+
+def _boost(memory: Memory, boosts: Boosts, now: datetime) -> float:
+    factor = 1.0
+    if boosts.importance:
+        factor *= (1.0 - boosts.importance) + boosts.importance * memory.importance
+    if boosts.recency_half_life is not None:
+        age = max((now - memory.updated_at).total_seconds(), 0.0)
+        factor *= 0.5 ** (age / boosts.recency_half_life.total_seconds())
+    return factor
+
+
+def check_weights(weights: object) -> dict[str, float]:
+    """``{"vector": w, "text": w}`` with non-negative finite weights."""
+    if weights is None:
+        return {"vector": 1.0, "text": 1.0}
+    if not isinstance(weights, Mapping):
+        raise ValidationError("weights", 'must be a mapping like {"vector": 1.0}')
+    unknown = set(weights) - {"vector", "text"}
+    if unknown:
+        raise ValidationError(
+            "weights", f"unknown list(s): {', '.join(sorted(map(str, unknown)))}"
+        )
+    checked: dict[str, float] = {"vector": 0.0, "text": 0.0}
+    for name, value in weights.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value < float("inf")
+        ):
+            raise ValidationError(f"weights.{name}", "must be a number >= 0")
+        checked[name] = float(value)
+    if not any(checked.values()):
+        raise ValidationError("weights", "at least one weight must be above 0")
+    return checked

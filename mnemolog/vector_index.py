@@ -1,0 +1,261 @@
+"""Vectors served from memory: one contiguous float32 matrix per tenant.
+
+Each tenant's matrix follows the log by position: before a search it reads the
+current-state rows changed since the position it reflects (joined with their
+vectors), and applies them in place: a new vector takes a free row or one at
+the end (the matrix grows by doubling), a replaced vector overwrites its row,
+and a deleted memory's row is marked dead and reused. Writes from other
+processes are seen the same way, so the matrix never needs a rebuild.
+
+Search is exact: the filters make a mask of candidate rows, scores are one
+matrix-vector product (over the candidates only when they are few), and the
+top k come from ``argpartition``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mnemolog.domain.vectors import Vector
+
+SYNC_SQL = (
+    "SELECT m.id, m.namespace, m.memory_type, m.deleted, m.position, "
+    "v.model, v.vector FROM memories AS m "
+    "LEFT JOIN memory_vectors AS v ON v.memory_id = m.id "
+    "WHERE m.tenant = ? AND m.position > ? ORDER BY m.position"
+)
+
+Fetch = Callable[[str, Any], list[Any]]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A row of the index that scored in the top k."""
+
+    memory_id: str
+    score: float
+
+
+class TenantVectors:
+    """The vectors of one tenant, by row; the rows' namespaces and types as codes."""
+
+    def __init__(self, model: str, dims: int) -> None:
+        self.model = model
+        self.dims = dims
+        self.position = 0
+        self.matrix: npt.NDArray[np.float32] = np.zeros((0, dims), dtype=np.float32)
+        self.live: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
+        self.ns_code: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        self.type_code: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        self.count = 0
+        """Rows in use or freed; rows from ``count`` on were never used."""
+        self.ids: list[str | None] = []
+        self.row_of: dict[str, int] = {}
+        self.free: list[int] = []
+        self.namespaces: dict[str, int] = {}
+        self.types: dict[str, int] = {}
+        self._prefix_codes: dict[str, tuple[int, npt.NDArray[np.int32]]] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        """How many vectors are live."""
+        return len(self.row_of)
+
+    # ---- keeping in step -----------------------------------------------------
+
+    def sync(self, fetch: Fetch, tenant: str) -> None:
+        """Applies the rows changed since the last sync. Call with the lock held."""
+        rows = fetch(SYNC_SQL, (tenant, self.position))
+        if not rows:
+            return
+        for memory_id, namespace, memory_type, deleted, position, model, raw in rows:
+            if (
+                deleted
+                or raw is None
+                or model != self.model
+                or len(raw) != 4 * self.dims
+            ):
+                self.remove(memory_id)
+            else:
+                vector = np.frombuffer(raw, dtype="<f4")
+                self.upsert(memory_id, vector, namespace, memory_type)
+            self.position = max(self.position, int(position))
+
+    def upsert(
+        self, memory_id: str, vector: Vector, namespace: str, memory_type: str
+    ) -> None:
+        """Puts the vector in the memory's row, or in a new one."""
+        row = self.row_of.get(memory_id)
+        if row is None:
+            row = self.free.pop() if self.free else self._append_row()
+            self.row_of[memory_id] = row
+            self.ids[row] = memory_id
+        norm = float(np.linalg.norm(vector))
+        self.matrix[row] = vector / norm if norm > 0 else vector
+        self.live[row] = norm > 0
+        self.ns_code[row] = self._code(self.namespaces, namespace)
+        self.type_code[row] = self._code(self.types, memory_type)
+
+    def remove(self, memory_id: str) -> None:
+        """Marks the memory's row dead and free for reuse."""
+        row = self.row_of.pop(memory_id, None)
+        if row is None:
+            return
+        self.live[row] = False
+        self.ids[row] = None
+        self.free.append(row)
+
+    def _append_row(self) -> int:
+        if self.count == self.matrix.shape[0]:
+            capacity = max(64, 2 * self.matrix.shape[0])
+            self.matrix = _grown(self.matrix, capacity)
+            self.live = _grown(self.live, capacity)
+            self.ns_code = _grown(self.ns_code, capacity)
+            self.type_code = _grown(self.type_code, capacity)
+        row = self.count
+        self.count += 1
+        self.ids.append(None)
+        return row
+
+    @staticmethod
+    def _code(codes: dict[str, int], name: str) -> int:
+        code = codes.get(name)
+        if code is None:
+            code = codes[name] = len(codes)
+        return code
+
+    # ---- filters -------------------------------------------------------------
+
+    def mask(
+        self,
+        *,
+        namespace_prefix: str | None = None,
+        memory_type: str | None = None,
+        memory_ids: Iterable[str] | None = None,
+    ) -> npt.NDArray[np.bool_]:
+        """Rows that are live and pass every filter given."""
+        n = self.count
+        mask = self.live[:n].copy()
+        if namespace_prefix is not None:
+            mask &= np.isin(self.ns_code[:n], self._codes_within(namespace_prefix))
+        if memory_type is not None:
+            code = self.types.get(memory_type)
+            if code is None:
+                mask[:] = False
+            else:
+                mask &= self.type_code[:n] == code
+        if memory_ids is not None:
+            allowed = np.zeros(n, dtype=np.bool_)
+            rows = [r for r in map(self.row_of.get, memory_ids) if r is not None]
+            allowed[rows] = True
+            mask &= allowed
+        return mask
+
+    def _codes_within(self, prefix: str) -> npt.NDArray[np.int32]:
+        """Codes of the namespaces at or under ``prefix`` (whole segments)."""
+        cached = self._prefix_codes.get(prefix)
+        if cached is not None and cached[0] == len(self.namespaces):
+            return cached[1]
+        within = prefix + ":"
+        codes = np.array(
+            [
+                code
+                for name, code in self.namespaces.items()
+                if name == prefix or name.startswith(within)
+            ],
+            dtype=np.int32,
+        )
+        self._prefix_codes[prefix] = (len(self.namespaces), codes)
+        return codes
+
+    # ---- search --------------------------------------------------------------
+
+    def top(
+        self,
+        query: Vector,
+        k: int,
+        *,
+        mask: npt.NDArray[np.bool_] | None = None,
+        min_score: float | None = None,
+    ) -> list[Hit]:
+        """The k best rows by cosine similarity, best first, among the mask's."""
+        n = self.count
+        if n == 0:
+            return []
+        norm = float(np.linalg.norm(query))
+        q = (query / norm).astype(np.float32)
+        candidates = mask if mask is not None else self.live[:n]
+        chosen = np.flatnonzero(candidates)
+        if chosen.size == 0:
+            return []
+        if chosen.size * 4 < n:  # few candidates: score only them
+            scores = self.matrix[chosen] @ q
+            rows = chosen
+        else:
+            scores = self.matrix[:n] @ q
+            if chosen.size < n:
+                scores[~candidates] = -np.inf
+            rows = None
+        best = _top_k(scores, min(k, chosen.size))
+        hits = []
+        for i in best:
+            score = float(scores[i])
+            if min_score is not None and score < min_score:
+                break
+            row = int(rows[i]) if rows is not None else int(i)
+            memory_id = self.ids[row]
+            assert memory_id is not None
+            hits.append(Hit(memory_id, score))
+        return hits
+
+
+def _top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
+    """Indices of the k highest scores, highest first (ties by index)."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    if k < scores.shape[0]:
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.arange(scores.shape[0])
+    order = np.lexsort((part, -scores[part]))
+    return part[order]
+
+
+def _grown(array: npt.NDArray[Any], capacity: int) -> npt.NDArray[Any]:
+    grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
+    grown[: array.shape[0]] = array
+    return grown
+
+
+class VectorIndexes:
+    """The matrices of every tenant a process has searched, for one model."""
+
+    def __init__(self, model: str, dims: int) -> None:
+        self.model = model
+        self.dims = dims
+        self._tenants: dict[str, TenantVectors] = {}
+        self._lock = threading.Lock()
+
+    def of(self, tenant: str) -> TenantVectors:
+        """The tenant's matrix (empty until synced)."""
+        with self._lock:
+            vectors = self._tenants.get(tenant)
+            if vectors is None:
+                vectors = self._tenants[tenant] = TenantVectors(self.model, self.dims)
+            return vectors
+
+    def reset(self, tenants: Sequence[str] | None = None) -> None:
+        """Forgets matrices (all, or the given tenants'); the next search reloads."""
+        with self._lock:
+            if tenants is None:
+                self._tenants.clear()
+            else:
+                for tenant in tenants:
+                    self._tenants.pop(tenant, None)
