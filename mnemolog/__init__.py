@@ -20,7 +20,8 @@ from mnemolog.domain.errors import (
     ValidationError,
     VersionConflict,
 )
-from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo
+from mnemolog.embedders import Embedder, FunctionEmbedder, SentenceTransformerEmbedder
+from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo, Scored
 from mnemolog.store import MemoryStore
 from mnemolog.verification import VerifyReport
 
@@ -30,6 +31,10 @@ __all__ = [
     "VerifyReport",
     "DEFAULT_URL",
     "AsyncMemoryStore",
+    "Embedder",
+    "FunctionEmbedder",
+    "Scored",
+    "SentenceTransformerEmbedder",
     "IntegrityViolation",
     "Memory",
     "MemoryEvent",

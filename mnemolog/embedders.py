@@ -119,7 +119,10 @@ class SentenceTransformerEmbedder:
                 "pip install 'mnemolog[embeddings]'"
             ) from e
         self._model = SentenceTransformer(model, device=device)
-        dims = self._model.get_sentence_embedding_dimension()
+        dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"  # before 6.x
+        )
+        dims = dimension()
         if dims is None:  # pragma: no cover - every sentence model reports it
             raise ValidationError("model", f"{model} does not report its dimensions")
         self._dims = int(dims)

@@ -52,6 +52,8 @@ def test_an_untouched_store_verifies(store: MemoryStore) -> None:
         "namespaces",
         "audit",
         "sessions",
+        "vectors",
+        "text",
     )
 
 

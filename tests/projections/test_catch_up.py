@@ -60,6 +60,8 @@ def test_catch_up_reports_what_it_applied(store: MemoryStore) -> None:
         "namespaces": 7,
         "audit": 7,
         "sessions": 7,
+        "vectors": 7,
+        "text": 7,
     }
     assert set(store.projections.catch_up().values()) == {0}
     assert store.get("app:gap", "k6").value == 6  # type: ignore[union-attr]
