@@ -40,6 +40,12 @@ class Settings(BaseModel):
     """Without an embedder: the model name of the vectors callers give."""
     vector_dims: int | None = Field(default=None, ge=1, le=65_536)
     """Without an embedder: the dimensions of the vectors callers give."""
+    ann_threshold: int | None = Field(default=None, ge=1)
+    """Tenants with at least this many vectors also get an approximate (HNSW)
+    index for similarity search (the ``ann`` extra); None: exact search only."""
+    ann_expansion: int = Field(default=64, ge=1, le=4096)
+    """Candidates the HNSW search explores (``ef``): higher is slower and
+    closer to exact (see bench/search.py for recall)."""
 
     @property
     def vector_index(self) -> tuple[str, int] | None:

@@ -119,9 +119,10 @@ class SentenceTransformerEmbedder:
                 "pip install 'mnemolog[embeddings]'"
             ) from e
         self._model = SentenceTransformer(model, device=device)
-        dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"  # before 6.x
-        )
+        model_ = self._model
+        dimension = getattr(model_, "get_embedding_dimension", None)
+        if dimension is None:  # sentence-transformers before 6
+            dimension = model_.get_sentence_embedding_dimension
         dims = dimension()
         if dims is None:  # pragma: no cover - every sentence model reports it
             raise ValidationError("model", f"{model} does not report its dimensions")

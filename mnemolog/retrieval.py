@@ -18,7 +18,7 @@ from sqlalchemy.engine import Dialect
 from mnemolog.adapters.sqlite_backend import LogRecorder
 from mnemolog.domain.errors import ValidationError
 from mnemolog.domain.vectors import Vector
-from mnemolog.models import Memory, Scored
+from mnemolog.models import Memory, Scored, trusted
 from mnemolog.projections.current_state import (
     ROW_COLUMNS,
     SearchQuery,
@@ -44,12 +44,25 @@ class Boosts:
 
 @lru_cache(maxsize=256)
 def _rows_by_id_sql(count: int) -> str:
+    # By primary key alone: with the tenant in the WHERE clause the planner may
+    # prefer a tenant index and scan it. Tenant and liveness are checked on the
+    # rows instead.
     columns = ", ".join(ROW_COLUMNS)
     marks = ", ".join("?" * count)
-    return (
-        f"SELECT {columns} FROM memories "
-        f"WHERE tenant = ? AND deleted = 0 AND id IN ({marks})"
-    )
+    return f"SELECT {columns} FROM memories WHERE id IN ({marks})"
+
+
+ScoredMemory = Scored[Memory]
+"""The result type of every search here (parametrised once: it costs)."""
+
+
+def scored(memory: Memory, score: float) -> Scored[Memory]:
+    """A result from values the store produced (no validation needed)."""
+    return trusted(ScoredMemory, {"item": memory, "score": score})
+
+
+_TENANT = ROW_COLUMNS.index("tenant")
+_DELETED = ROW_COLUMNS.index("deleted")
 
 
 class Retrieval:
@@ -102,7 +115,7 @@ class Retrieval:
             hits = index.top(vector, k, mask=mask, min_score=min_score)
         found = self.memories(tenant, [hit.memory_id for hit in hits])
         return [
-            Scored[Memory](item=found[hit.memory_id], score=hit.score)
+            scored(found[hit.memory_id], hit.score)
             for hit in hits
             if hit.memory_id in found
         ]
@@ -118,7 +131,7 @@ class Retrieval:
         query = SearchQuery(**{**vars(filters), "limit": k, "offset": 0})
         sql, params = text_search_sql(query, match, self._dialect)
         return [
-            Scored[Memory](item=Memory.from_row(row), score=float(row[-1]))
+            scored(Memory.from_row(row), float(row[-1]))
             for row in self._recorder.fetch_all(sql, params)
         ]
 
@@ -126,10 +139,12 @@ class Retrieval:
         """Live memories of the tenant by id (hex)."""
         if not memory_ids:
             return {}
-        rows = self._recorder.fetch_all(
-            _rows_by_id_sql(len(memory_ids)), (tenant, *memory_ids)
-        )
-        return {row[0]: Memory.from_row(row) for row in rows}
+        rows = self._recorder.fetch_all(_rows_by_id_sql(len(memory_ids)), memory_ids)
+        return {
+            row[0]: Memory.from_row(row)
+            for row in rows
+            if row[_TENANT] == tenant and not row[_DELETED]
+        }
 
 
 def fuse(
@@ -145,16 +160,16 @@ def fuse(
     items: dict[str, Memory] = {}
     for name, results in ranked.items():
         weight = weights.get(name, 0.0)
-        for rank, scored in enumerate(results, start=1):
-            memory_id = scored.item.id.hex
-            items[memory_id] = scored.item
+        for rank, result in enumerate(results, start=1):
+            memory_id = result.item.id.hex
+            items[memory_id] = result.item
             scores[memory_id] = scores.get(memory_id, 0.0) + weight / (RRF_K + rank)
     if boosts.importance or boosts.recency_half_life is not None:
         moment = now or datetime.now(UTC)
         for memory_id, memory in items.items():
             scores[memory_id] *= _boost(memory, boosts, moment)
     best = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
-    return [Scored[Memory](item=items[i], score=score) for i, score in best]
+    return [scored(items[i], score) for i, score in best]
 
 
 def _boost(memory: Memory, boosts: Boosts, now: datetime) -> float:

@@ -129,7 +129,11 @@ class MemoryStore:
         ]
         index = settings.vector_index
         if index is not None:
-            app.vectors = VectorIndexes(*index)
+            app.vectors = VectorIndexes(
+                *index,
+                ann_threshold=settings.ann_threshold,
+                ann_expansion=settings.ann_expansion,
+            )
         with recorder.write_transaction() as cursor:
             for projection in projections:
                 for statement in create_statements(projection.tables, dialect):
@@ -1256,6 +1260,13 @@ def _check_vector_settings(settings: Settings) -> None:
             )
     elif settings.vector_model is not None and settings.vector_dims is None:
         raise ValidationError("vector_dims", "is required with vector_model")
+    if settings.ann_threshold is not None:
+        try:
+            import usearch.index  # noqa: F401
+        except ImportError:
+            raise ValidationError(
+                "ann_threshold", "needs the 'ann' extra: pip install 'mnemolog[ann]'"
+            ) from None
     check_fields(settings.embed_fields)
 
 

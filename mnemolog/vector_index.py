@@ -45,9 +45,20 @@ class Hit:
 class TenantVectors:
     """The vectors of one tenant, by row; the rows' namespaces and types as codes."""
 
-    def __init__(self, model: str, dims: int) -> None:
+    def __init__(
+        self,
+        model: str,
+        dims: int,
+        *,
+        ann_threshold: int | None = None,
+        ann_expansion: int = 64,
+    ) -> None:
         self.model = model
         self.dims = dims
+        self.ann_threshold = ann_threshold
+        self.ann_expansion = ann_expansion
+        self.ann: Any = None
+        """A usearch HNSW index over the live rows, once the tenant is large."""
         self.position = 0
         self.matrix: npt.NDArray[np.float32] = np.zeros((0, dims), dtype=np.float32)
         self.live: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
@@ -87,6 +98,28 @@ class TenantVectors:
                 vector = np.frombuffer(raw, dtype="<f4")
                 self.upsert(memory_id, vector, namespace, memory_type)
             self.position = max(self.position, int(position))
+        if (
+            self.ann is None
+            and self.ann_threshold is not None
+            and self.size >= self.ann_threshold
+        ):
+            self._build_ann()
+
+    def _build_ann(self) -> None:
+        from usearch.index import Index
+
+        index = Index(
+            ndim=self.dims,
+            metric="ip",
+            dtype="bf16",
+            connectivity=16,
+            expansion_add=128,
+            expansion_search=self.ann_expansion,
+        )
+        rows = np.flatnonzero(self.live[: self.count])
+        if rows.size:
+            index.add(rows.astype(np.uint64), self.matrix[rows])
+        self.ann = index
 
     def upsert(
         self, memory_id: str, vector: Vector, namespace: str, memory_type: str
@@ -98,8 +131,12 @@ class TenantVectors:
             self.row_of[memory_id] = row
             self.ids[row] = memory_id
         norm = float(np.linalg.norm(vector))
+        if self.ann is not None and self.live[row]:
+            self.ann.remove(row)
         self.matrix[row] = vector / norm if norm > 0 else vector
         self.live[row] = norm > 0
+        if self.ann is not None and norm > 0:
+            self.ann.add(row, self.matrix[row])
         self.ns_code[row] = self._code(self.namespaces, namespace)
         self.type_code[row] = self._code(self.types, memory_type)
 
@@ -108,6 +145,8 @@ class TenantVectors:
         row = self.row_of.pop(memory_id, None)
         if row is None:
             return
+        if self.ann is not None and self.live[row]:
+            self.ann.remove(row)
         self.live[row] = False
         self.ids[row] = None
         self.free.append(row)
@@ -189,21 +228,29 @@ class TenantVectors:
         n = self.count
         if n == 0:
             return []
-        norm = float(np.linalg.norm(query))
-        q = (query / norm).astype(np.float32)
-        candidates = mask if mask is not None else self.live[:n]
-        chosen = np.flatnonzero(candidates)
-        if chosen.size == 0:
-            return []
-        if chosen.size * 4 < n:  # few candidates: score only them
-            scores = self.matrix[chosen] @ q
-            rows = chosen
-        else:
+        q = (query / np.float32(np.linalg.norm(query))).astype(np.float32, copy=False)
+        if self.ann is not None:
+            hits = self._approximate(q, k, mask, min_score)
+            if hits is not None:
+                return hits
+        rows: npt.NDArray[np.intp] | None = None
+        if mask is None and not self.free:  # every row in use is live
             scores = self.matrix[:n] @ q
-            if chosen.size < n:
-                scores[~candidates] = -np.inf
-            rows = None
-        best = _top_k(scores, min(k, chosen.size))
+            available = n
+        else:
+            candidates = mask if mask is not None else self.live[:n]
+            chosen = np.flatnonzero(candidates)
+            available = int(chosen.size)
+            if available == 0:
+                return []
+            if available * 4 < n:  # few candidates: score only them
+                scores = self.matrix[chosen] @ q
+                rows = chosen
+            else:
+                scores = self.matrix[:n] @ q
+                if available < n:
+                    scores[~candidates] = -np.inf
+        best = _top_k(scores, min(k, available))
         hits = []
         for i in best:
             score = float(scores[i])
@@ -211,6 +258,43 @@ class TenantVectors:
                 break
             row = int(rows[i]) if rows is not None else int(i)
             memory_id = self.ids[row]
+            assert memory_id is not None
+            hits.append(Hit(memory_id, score))
+        return hits
+
+    def _approximate(
+        self,
+        q: Vector,
+        k: int,
+        mask: npt.NDArray[np.bool_] | None,
+        min_score: float | None,
+    ) -> list[Hit] | None:
+        """The top k from the HNSW index, or None when exact search is the
+        better answer: a filter that leaves few candidates (they are scored
+        exactly), or one that the over-fetched neighbours could not satisfy.
+        Every hit passes the filters; scores are recomputed exactly."""
+        live = self.size
+        if live == 0:
+            return []
+        available = live if mask is None else int(np.count_nonzero(mask))
+        if available == 0:
+            return []
+        if available * 10 < live or available <= 4 * k:
+            return None
+        fetch = min(live, int(np.ceil(2 * k * live / available)) + k)
+        found = self.ann.search(q, fetch)
+        rows = np.asarray(found.keys, dtype=np.intp)
+        if mask is not None:
+            rows = rows[mask[rows]]
+        if rows.size < min(k, available):
+            return None
+        scores = self.matrix[rows] @ q
+        hits = []
+        for i in _top_k(scores, min(k, rows.size)):
+            score = float(scores[i])
+            if min_score is not None and score < min_score:
+                break
+            memory_id = self.ids[int(rows[i])]
             assert memory_id is not None
             hits.append(Hit(memory_id, score))
         return hits
@@ -237,9 +321,18 @@ def _grown(array: npt.NDArray[Any], capacity: int) -> npt.NDArray[Any]:
 class VectorIndexes:
     """The matrices of every tenant a process has searched, for one model."""
 
-    def __init__(self, model: str, dims: int) -> None:
+    def __init__(
+        self,
+        model: str,
+        dims: int,
+        *,
+        ann_threshold: int | None = None,
+        ann_expansion: int = 64,
+    ) -> None:
         self.model = model
         self.dims = dims
+        self.ann_threshold = ann_threshold
+        self.ann_expansion = ann_expansion
         self._tenants: dict[str, TenantVectors] = {}
         self._lock = threading.Lock()
 
@@ -248,7 +341,12 @@ class VectorIndexes:
         with self._lock:
             vectors = self._tenants.get(tenant)
             if vectors is None:
-                vectors = self._tenants[tenant] = TenantVectors(self.model, self.dims)
+                vectors = self._tenants[tenant] = TenantVectors(
+                    self.model,
+                    self.dims,
+                    ann_threshold=self.ann_threshold,
+                    ann_expansion=self.ann_expansion,
+                )
             return vectors
 
     def reset(self, tenants: Sequence[str] | None = None) -> None:

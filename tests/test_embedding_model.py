@@ -36,7 +36,9 @@ def embedder() -> SentenceTransformerEmbedder:
 
 
 @pytest.fixture
-def store(embedder: SentenceTransformerEmbedder, tmp_path: Path) -> Iterator[MemoryStore]:
+def store(
+    embedder: SentenceTransformerEmbedder, tmp_path: Path
+) -> Iterator[MemoryStore]:
     with mnemolog.open(f"sqlite:///{tmp_path / 'm.db'}", embedder=embedder) as opened:
         yield opened
 
@@ -60,9 +62,24 @@ def test_a_paraphrase_ranks_above_unrelated_text(store: MemoryStore) -> None:
 
 
 def test_retrieve_fuses_meaning_and_words(store: MemoryStore) -> None:
-    store.put("app:kb", "reset", {"title": "Password reset", "text": "Use the account page to set a new password."})
-    store.put("app:kb", "billing", {"title": "Invoices", "text": "Invoices are emailed monthly."})
-    store.put("app:kb", "login", {"title": "Sign-in trouble", "text": "If you cannot log in, clear cookies."})
+    store.put(
+        "app:kb",
+        "reset",
+        {
+            "title": "Password reset",
+            "text": "Use the account page to set a new password.",
+        },
+    )
+    store.put(
+        "app:kb",
+        "billing",
+        {"title": "Invoices", "text": "Invoices are emailed monthly."},
+    )
+    store.put(
+        "app:kb",
+        "login",
+        {"title": "Sign-in trouble", "text": "If you cannot log in, clear cookies."},
+    )
     results = store.retrieve("I forgot my password", k=2)
     assert results[0].item.key == "reset"
 
@@ -73,7 +90,9 @@ def test_embed_fields_choose_what_is_embedded(
     with mnemolog.open(
         f"sqlite:///{tmp_path / 'f.db'}", embedder=embedder, embed_fields=("title",)
     ) as store:
-        store.put("app:kb", "a", {"title": "Cooking pasta", "body": "quantum physics lecture"})
+        store.put(
+            "app:kb", "a", {"title": "Cooking pasta", "body": "quantum physics lecture"}
+        )
         store.put("app:kb", "b", {"title": "Quantum physics", "body": "boil the pasta"})
         (top,) = store.similar("how to cook spaghetti", k=1)
         assert top.item.key == "a"

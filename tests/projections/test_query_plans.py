@@ -17,9 +17,12 @@ from mnemolog.projections.current_state import (
     MetaCondition,
     SearchQuery,
     get_by_id_statement,
+    search_ids_sql,
     search_sql,
+    text_search_sql,
 )
 from mnemolog.projections.namespaces import NamespaceQuery, list_namespaces_sql
+from mnemolog.vector_index import SYNC_SQL
 
 # "SCAN t" and "SCAN t USING INDEX i" both read every row of a table or index.
 FULL_SCAN = re.compile(r"\bSCAN (memories|memory_tags|memory_meta)\b")
@@ -147,3 +150,29 @@ def test_audit_paths_use_indexes(db: sqlite3.Connection, name: str) -> None:
     sql, params = audit_sql(AUDITS[name], sqlite_sql_dialect())
     steps = plan(db, sql, params)
     assert not [s for s in steps if re.search(r"\bSCAN audit_log\b", s)], steps
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+def test_similarity_candidates_use_indexes(db: sqlite3.Connection, name: str) -> None:
+    sql, params = search_ids_sql(SEARCHES[name], sqlite_sql_dialect())
+    steps = plan(db, sql, params)
+    assert not [s for s in steps if FULL_SCAN.search(s)], f"{name}: {steps}"
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+def test_text_search_is_driven_by_the_full_text_index(
+    db: sqlite3.Connection, name: str
+) -> None:
+    sql, params = text_search_sql(SEARCHES[name], '"note"', sqlite_sql_dialect())
+    steps = plan(db, sql, params)
+    assert any("VIRTUAL TABLE INDEX" in s for s in steps), steps
+    assert not [s for s in steps if FULL_SCAN.search(s)], f"{name}: {steps}"
+    assert not [s for s in steps if re.search(r"\bSCAN memory_text_docs\b", s)], steps
+
+
+def test_the_vector_index_follows_changes_by_an_index_range(
+    db: sqlite3.Connection,
+) -> None:
+    steps = plan(db, SYNC_SQL, ("t1", 100))
+    assert any("ix_memories_position" in s for s in steps), steps
+    assert not [s for s in steps if re.search(r"\bSCAN memory_vectors\b", s)], steps
