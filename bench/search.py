@@ -36,11 +36,53 @@ import mnemolog
 
 DIMS = 384
 WORDS = (
-    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima "
-    "mike november oscar papa quebec romeo sierra tango uniform victor whiskey "
-    "xray yankee zulu amber basalt cedar dune ember fjord glacier harbor iris "
-    "jasper kelp lagoon meadow nectar orchid pebble quartz river saffron tundra"
-).split()
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+    "amber",
+    "basalt",
+    "cedar",
+    "dune",
+    "ember",
+    "fjord",
+    "glacier",
+    "harbor",
+    "iris",
+    "jasper",
+    "kelp",
+    "lagoon",
+    "meadow",
+    "nectar",
+    "orchid",
+    "pebble",
+    "quartz",
+    "river",
+    "saffron",
+    "tundra",
+)
 
 
 def dataset(n: int, queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -314,7 +356,8 @@ def bench_ann(
         recall = sum(len(f & e) for f, e in zip(found, exact, strict=True)) / (
             10 * len(qs)
         )
-        result = timed(lambda i: store.similar(qs[i % len(qs)], k=10), len(qs))
+        search = store.similar
+        result = timed(lambda i, search=search: search(qs[i % len(qs)], k=10), len(qs))
         rows.append(
             (
                 f"N={n:,}",

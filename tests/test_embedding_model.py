@@ -57,7 +57,7 @@ def test_a_paraphrase_ranks_above_unrelated_text(store: MemoryStore) -> None:
     store.put("user:ann", "car", "The car needs new winter tyres before December.")
     store.put("user:ann", "tz", "Ann's meetings are scheduled in Berlin time.")
     results = store.similar("Which foods does Ann avoid?", k=3)
-    assert [r.item.key for r in results][0] == "diet"
+    assert results[0].item.key == "diet"
     assert results[0].score > results[1].score
 
 
