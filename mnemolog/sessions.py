@@ -7,7 +7,7 @@ and audit; they are written in the same transaction as the session's event.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
@@ -33,8 +33,16 @@ from mnemolog.domain.values import (
     decode_value,
     encode_value,
 )
+from mnemolog.domain.vectors import text_leaves
 from mnemolog.inputs import aware, bounded_int
-from mnemolog.models import Session, SessionEvent, SessionList, SessionSummary
+from mnemolog.models import (
+    Memory,
+    Scored,
+    Session,
+    SessionEvent,
+    SessionList,
+    SessionSummary,
+)
 from mnemolog.projections.current_state import from_micros
 from mnemolog.projections.sessions import SessionQuery, list_sessions_sql
 
@@ -187,6 +195,98 @@ class SessionService:
         assert found is not None
         return found
 
+    def delete_session(self, session_id: str, *, actor: str | None = None) -> None:
+        """Deletes the session: no read, list or append finds it afterwards,
+        and its id is not reused. Its events stay in the log for audit (erasing
+        them is the security chapter's). Shared user: and app: state lives on.
+        Deleting an absent or deleted session raises NotFound."""
+        sid = _session_id(session_id)
+        actor = check_optional_text(actor, "actor")
+
+        def decide(session: SessionAggregate | None) -> SessionAggregate:
+            session = _existing(session, sid)
+            session.delete(actor=actor)
+            return session
+
+        self._write(sid, decide, delta={}, actor=actor)
+
+    def add_session_to_memory(
+        self,
+        session: Session | str,
+        *,
+        namespace: str | None = None,
+        authors: Iterable[str] | None = None,
+        actor: str | None = None,
+    ) -> list[Memory]:
+        """Keeps the session's salient events as episodic memories, one per
+        event with text in its content, in ``session:<id>`` or ``namespace``.
+
+        Each memory's key is the event id and its value
+        ``{"author", "text", "timestamp"}``; its metadata names the app, the
+        user, the session, the author and the invocation, which is how
+        :meth:`search_memory` finds them. ``authors`` keeps only events by
+        those authors. Adding the same session again rewrites nothing that
+        is unchanged. All of it lands in one transaction.
+        """
+        if isinstance(session, str):
+            found = self.get_session(session)
+            if found is None:
+                raise NotFound(f"no session {session!r}")
+            session = found
+        elif not isinstance(session, Session):
+            raise ValidationError("session", "must be a Session or a session id")
+        else:  # the caller's copy may be partial or stale: read it whole
+            fresh = self.get_session(session.id)
+            if fresh is None:
+                raise NotFound(f"no session {session.id!r}")
+            session = fresh
+        target = namespace if namespace is not None else f"session:{session.id}"
+        wanted = None if authors is None else set(authors)
+        items = []
+        for event in session.events:
+            if wanted is not None and event.author not in wanted:
+                continue
+            text = "\n".join(text_leaves(event.content)).strip()
+            if not text:
+                continue
+            items.append(
+                {
+                    "namespace": target,
+                    "key": event.id,
+                    "value": {
+                        "author": event.author,
+                        "text": text,
+                        "timestamp": event.timestamp.isoformat(),
+                    },
+                    "memory_type": "episodic",
+                    "tags": ["session-memory"],
+                    "metadata": {
+                        "app_name": session.app_name,
+                        "user_id": session.user_id,
+                        "session_id": session.id,
+                        "author": event.author,
+                        "invocation_id": event.invocation_id,
+                    },
+                }
+            )
+        return self._store.put_many(items, actor=actor, source=f"session:{session.id}")
+
+    def search_memory(
+        self, app_name: str, user_id: str, query: str, *, k: int = 10
+    ) -> list[Scored[Memory]]:
+        """Memories that :meth:`add_session_to_memory` kept for this app and
+        user, best first for ``query``: by meaning and words when the store
+        has an embedder, by words otherwise (see ``store.retrieve``)."""
+        _segment(app_name, "app_name")
+        _segment(user_id, "user_id")
+        return self._store.retrieve(
+            query,
+            k=k,
+            memory_type="episodic",
+            tags_all=["session-memory"],
+            where={"app_name": app_name, "user_id": user_id},
+        )
+
     def terminate_session(
         self, session_id: str, *, actor: str | None = None
     ) -> Session:
@@ -249,6 +349,8 @@ class SessionService:
             if isinstance(event, SessionAggregate.EventAppended):
                 appended.append(_public_event(event))
         assert session is not None
+        if session.deleted:
+            return None
         if since is not None:
             appended = [e for e in appended if e.timestamp > since]
         if num_recent_events is not None:
@@ -432,7 +534,7 @@ class SessionService:
 
 
 def _existing(session: SessionAggregate | None, sid: str) -> SessionAggregate:
-    if session is None:
+    if session is None or session.deleted:
         raise NotFound(f"no session {sid!r}")
     return session
 

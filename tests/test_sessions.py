@@ -284,3 +284,89 @@ def test_sessions_move_with_export_and_import(store: MemoryStore) -> None:
         assert copy.verify().ok
         moved = copy.sessions.get_session("s")
         assert moved == sessions.get_session("s")
+
+
+def test_delete_session_hides_it_everywhere_and_keeps_the_log(
+    store: MemoryStore,
+) -> None:
+    sessions = store.sessions
+    sessions.create_session(app_name="a", user_id="u", session_id="s1")
+    sessions.append_event("s1", {"author": "user", "content": "hi"}, {"user:x": 1})
+    sessions.create_session(app_name="a", user_id="u", session_id="s2")
+    sessions.delete_session("s1", actor="ops")
+    assert sessions.get_session("s1") is None
+    assert [s.id for s in sessions.list_sessions(app_name="a").sessions] == ["s2"]
+    with pytest.raises(NotFound):
+        sessions.append_event("s1", {"author": "user"})
+    with pytest.raises(NotFound):
+        sessions.delete_session("s1")
+    with pytest.raises(NotFound):
+        sessions.update_status("s1", "paused")
+    with pytest.raises(SessionExists):
+        sessions.create_session(app_name="a", user_id="u", session_id="s1")
+    assert sessions.get_state("s2", "user:x") == 1  # shared state lives on
+    report = store.verify()
+    assert report.ok, report.problems
+    store.projections.rebuild()
+    assert [s.id for s in sessions.list_sessions(app_name="a").sessions] == ["s2"]
+
+
+def test_sessions_become_searchable_memories(store: MemoryStore) -> None:
+    sessions = store.sessions
+    sessions.create_session(app_name="travel", user_id="ann", session_id="t1")
+    sessions.append_event(
+        "t1",
+        {"author": "user", "content": {"parts": [{"text": "I hate red-eye flights"}]}},
+    )
+    sessions.append_event(
+        "t1", {"author": "agent", "content": "Noted: daytime flights"}
+    )
+    sessions.append_event("t1", {"author": "agent", "content": {"n": 1}})  # no text
+    sessions.create_session(app_name="travel", user_id="bob", session_id="t2")
+    sessions.append_event("t2", {"author": "user", "content": "flights to Oslo please"})
+
+    kept = sessions.add_session_to_memory("t1")
+    assert [m.value["author"] for m in kept] == ["user", "agent"]
+    assert {m.namespace for m in kept} == {"session:t1"}
+    assert all(m.memory_type == "episodic" for m in kept)
+    assert kept[0].value["text"] == "I hate red-eye flights"
+    sessions.add_session_to_memory(
+        sessions.get_session("t2"), namespace="user:bob:episodes"
+    )  # type: ignore[arg-type]
+    again = sessions.add_session_to_memory("t1")  # nothing new: same versions
+    assert [m.version for m in again] == [1, 1]
+
+    found = sessions.search_memory("travel", "ann", "flights")
+    assert {r.item.key for r in found} == {m.key for m in kept}
+    assert all(r.item.metadata["user_id"] == "ann" for r in found)
+    assert [
+        r.item.namespace for r in sessions.search_memory("travel", "bob", "Oslo")
+    ] == ["user:bob:episodes"]
+    assert sessions.search_memory("travel", "carol", "flights") == []
+    only_user = sessions.add_session_to_memory(
+        "t1", namespace="user:ann:said", authors=["user"]
+    )
+    assert [m.value["author"] for m in only_user] == ["user"]
+    with pytest.raises(NotFound):
+        sessions.add_session_to_memory("nope")
+    with pytest.raises(ValidationError) as raised:
+        sessions.search_memory("travel", "a b", "x")
+    assert raised.value.field == "user_id"
+
+
+def test_async_delete_and_memory_of_sessions(store_url: str) -> None:
+    async def run() -> None:
+        async with mnemolog.open_async(store_url) as store:
+            sessions = store.sessions
+            await sessions.create_session(app_name="a", user_id="u", session_id="s")
+            await sessions.append_event(
+                "s", {"author": "user", "content": "remember the milk"}
+            )
+            kept = await sessions.add_session_to_memory("s")
+            assert len(kept) == 1
+            found = await sessions.search_memory("a", "u", "milk")
+            assert [r.item.key for r in found] == [kept[0].key]
+            await sessions.delete_session("s")
+            assert await sessions.get_session("s") is None
+
+    asyncio.run(run())

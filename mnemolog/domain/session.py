@@ -91,6 +91,9 @@ def _session_id(tenant: str, session_id: str) -> UUID:
 class Session(Aggregate):
     """A session's state, folded from its events."""
 
+    deleted: bool = False
+    """True after delete (a class default: older snapshots lack it)."""
+
     @staticmethod
     def create_id(tenant: str, session_id: str) -> UUID:
         """The same (tenant, session id) always names the same stream."""
@@ -172,6 +175,15 @@ class Session(Aggregate):
 
         def change(self, session: Session) -> None:
             session.state = dict(self.state)
+
+    class Deleted(Event):
+        """The session is gone from every read; its events stay in the log."""
+
+        kind: ClassVar[str] = "deleted"
+
+        def change(self, session: Session) -> None:
+            session.deleted = True
+            session.state = {}
 
     def __init__(
         self,
@@ -273,6 +285,13 @@ class Session(Aggregate):
         self.trigger_event(
             self.StatusChanged, status=status, actor=actor, prev_hash=self.head_hash
         )
+        return True
+
+    def delete(self, *, actor: str | None = None) -> bool:
+        """Deletes the session; triggers Deleted. False if it already was."""
+        if self.deleted:
+            return False
+        self.trigger_event(self.Deleted, actor=actor, prev_hash=self.head_hash)
         return True
 
     def rewind(

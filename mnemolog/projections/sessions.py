@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    delete,
     insert,
     literal_column,
     select,
@@ -95,6 +96,7 @@ class SessionsProjection(Projection):
             dialect,
         )
         self._current_status = compile_sql(select(table.c.status).where(where), dialect)
+        self._delete = compile_sql(delete(table).where(where), dialect)
 
     @handles(Session.Created)
     def _created(self, cursor: DbCursor, event: Session.Created, position: int) -> None:
@@ -142,6 +144,10 @@ class SessionsProjection(Projection):
                 "updated_at": to_micros(event.timestamp),
             },
         )
+
+    @handles(Session.Deleted)
+    def _deleted(self, cursor: DbCursor, event: Session.Deleted, position: int) -> None:
+        cursor.execute(self._delete, {"b_id": event.originator_id.hex})
 
     @handles(Session.Rewound)
     def _rewound(self, cursor: DbCursor, event: Session.Rewound, position: int) -> None:
