@@ -39,7 +39,13 @@ from mnemolog.domain.values import (
     encode_value,
     sha256_hex,
 )
-from mnemolog.domain.vectors import check_fields, check_vector, encode_vector, text_of
+from mnemolog.domain.vectors import (
+    check_fields,
+    check_vector,
+    encode_vector,
+    text_of,
+    unit_vector,
+)
 from mnemolog.embedders import check_embedder, embed_checked
 from mnemolog.inputs import (
     aware,
@@ -340,7 +346,7 @@ class MemoryStore:
         def command(memory: domain.Memory) -> None:
             if memory.deleted:
                 raise NotFound(f"memory {ns}/{checked_key} is deleted")
-            merged = dict(changes)
+            merged = _unless_same_value(memory, changes)
             if "metadata" in merged and not replace_metadata:
                 merged["metadata"] = {**memory.metadata, **merged["metadata"]}
             memory.revise(merged, provenance, force=force)
@@ -559,7 +565,7 @@ class MemoryStore:
         """
         if not isinstance(query, str):
             raise ValidationError("query", "must be a string")
-        check_optional_text(query, "query", max_length=65_536)
+        _check_query(query, "query")
         if match not in ("any", "all"):
             raise ValidationError("match", "must be 'any' or 'all'")
         filters = self._filters(
@@ -610,7 +616,7 @@ class MemoryStore:
         """
         if not isinstance(query, str):
             raise ValidationError("query", "must be a string")
-        check_optional_text(query, "query", max_length=65_536)
+        _check_query(query, "query")
         checked_weights = check_weights(weights)
         boosts = Boosts(
             importance=check_unit_interval(importance_boost, "importance_boost"),
@@ -634,7 +640,10 @@ class MemoryStore:
             if vector is not None:
                 query_vector = self._query_vector(vector, "vector")
             elif self._settings.embedder is not None and query.strip():
-                query_vector = self._query_vector(query, "query")
+                try:
+                    query_vector = self._query_vector(query, "query")
+                except ValidationError:  # a zero vector: words alone decide
+                    query_vector = None
             if query_vector is not None:
                 ranked["vector"] = self._retrieval.similar(
                     filters, query_vector, k=depth, min_score=None
@@ -904,10 +913,15 @@ class MemoryStore:
                 raise ValidationError(
                     field, "a text query needs an embedder; give a vector instead"
                 )
-            check_optional_text(query, field, max_length=65_536)
+            _check_query(query, field)
             if not query.strip():
                 raise ValidationError(field, "must not be blank")
-            return embed_checked(embedder, [query])[0]
+            unit = unit_vector(embed_checked(embedder, [query])[0])
+            if unit is None:
+                raise ValidationError(
+                    field, f"{embedder.name} embeds it to a zero vector (no direction)"
+                )
+            return unit
         return check_vector(query, dims, field)
 
     def _memory_type(self, memory_type: object) -> str:
@@ -1020,8 +1034,9 @@ class MemoryStore:
         if pending:
             rows = embed_checked(embedder, [text for _, text in pending])
             for (changes, _), row in zip(pending, rows, strict=True):
-                changes["embedding"] = encode_vector(row)
-                changes["embedding_model"] = embedder.name
+                unit = unit_vector(row)  # None: the model gave no direction
+                changes["embedding"] = encode_vector(unit) if unit is not None else None
+                changes["embedding_model"] = embedder.name if unit is not None else None
 
     def _check_put(
         self,
@@ -1144,7 +1159,7 @@ class MemoryStore:
                 embedding_model=changes.get("embedding_model"),
             )
         memory.restore(provenance)
-        memory.revise(changes, provenance, force=item.force)
+        memory.revise(_unless_same_value(memory, changes), provenance, force=item.force)
         return memory
 
     def _change(
@@ -1221,6 +1236,39 @@ class MemoryStore:
     @staticmethod
     def _visible(memory: Memory, include_deleted: bool) -> Memory | None:
         return None if memory.deleted and not include_deleted else memory
+
+
+def _check_query(query: object, field: str) -> str:
+    """Any text up to 64 KiB: queries are words, whatever surrounds them."""
+    if not isinstance(query, str):
+        raise ValidationError(field, "must be a string")
+    if len(query) > 65_536:
+        raise ValidationError(field, "must be at most 65536 characters")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            field, "must be valid Unicode (no lone surrogates)"
+        ) from None
+    return query
+
+
+def _unless_same_value(
+    memory: domain.Memory, changes: dict[str, JSON]
+) -> dict[str, JSON]:
+    """The changes, less the dropping of the vector when the value is the one
+    stored: the vector still describes it."""
+    if (
+        "embedding" in changes
+        and changes["embedding"] is None
+        and changes.get("content_hash") == memory.content_hash
+    ):
+        return {
+            k: v
+            for k, v in changes.items()
+            if k not in ("embedding", "embedding_model")
+        }
+    return dict(changes)
 
 
 def _check_min_score(min_score: object) -> float | None:

@@ -522,13 +522,22 @@ def test_a_new_value_without_embedder_or_embedding_drops_the_vector(
 def test_writing_the_same_value_again_without_a_vector_keeps_it(
     vstore: MemoryStore,
 ) -> None:
-    """The put docstring: writing what is already stored is a no-op. The value
+    """The put docstring: writing what is already stored is a no-op; and
+    docs/search.md: changing only tags or metadata keeps the vector. The value
     is not new, so its vector still describes it."""
     vstore.put("user:a", "k", "same words", embedding=[1, 0, 0, 0])
     again = vstore.put("user:a", "k", "same words")
     assert again.version == 1
     assert len(vstore.history("user:a", "k")) == 1
     assert keys(vstore.similar([1, 0, 0, 0])) == ["k"]
+
+
+def test_a_put_changing_only_tags_keeps_the_vector(vstore: MemoryStore) -> None:
+    vstore.put("user:a", "k", "same words", embedding=[1, 0, 0, 0])
+    tagged = vstore.put("user:a", "k", "same words", tags=["new"], metadata={"m": 1})
+    assert tagged.version == 2
+    assert keys(vstore.similar([1, 0, 0, 0], tags_any=["new"])) == ["k"]
+    assert vstore.history("user:a", "k")[-1].changed == ("metadata", "tags")
 
 
 def test_an_identical_put_with_an_embedder_is_a_no_op(
@@ -620,7 +629,7 @@ def _put(**kwargs: Any) -> Callable[[MemoryStore], object]:
         (_put(embedding=[0, 0, -float("inf"), 1]), "embedding"),
         (_put(embedding=[0, 0, 0, 0]), "embedding"),
         (_put(embedding=np.zeros(4)), "embedding"),
-        (_put(embedding=[1e39, 0, 0, 0]), "embedding"),
+        (_put(embedding=[1e309, 0, 0, 0]), "embedding"),  # inf as a float
         (_put(embedding=[[1, 0], [0, 1]]), "embedding"),
         (_put(embedding="abcd"), "embedding"),
         (_put(embedding=b"abcd"), "embedding"),
@@ -682,7 +691,7 @@ def _put(**kwargs: Any) -> Callable[[MemoryStore], object]:
         (lambda s: s.text_search("x", k=10_001), "k"),
         (lambda s: s.text_search(None), "query"),
         (lambda s: s.text_search(42), "query"),
-        (lambda s: s.text_search("a\x00b"), "query"),
+        (lambda s: s.text_search("\ud800"), "query"),  # a lone surrogate
         (lambda s: s.text_search("x" * 70_000), "query"),
         (lambda s: s.text_search("x", memory_type="dream"), "memory_type"),
         (lambda s: s.retrieve("x", weights={"vector": -1}), "weights.vector"),
@@ -950,6 +959,32 @@ def test_a_query_embedded_to_zeros_never_breaks_the_filters(open_store: Opener) 
     assert not problems, "\n".join(problems)
 
 
+def test_a_value_embedded_to_zeros_is_never_a_result(open_store: Opener) -> None:
+    """An all-zero vector has no direction: a caller's is refused, and one
+    that an embedder returns must not rank either (and a filter that every
+    memory passes must not change the answer)."""
+    store = open_store(embedder=_SparseEmbedder())
+    store.put("user:a", "cat", "a cat")
+    store.put("user:a", "none", "nothing known")  # embeds to all zeros
+    assert keys(store.similar("cat", k=10, namespace_prefix="user")) == ["cat"]
+    assert keys(store.similar("cat", k=10)) == ["cat"]
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-22, 1e20, 1e30])
+def test_cosine_does_not_depend_on_the_length_of_a_vector(
+    vstore: MemoryStore, scale: float
+) -> None:
+    """Any finite float32 vector that is accepted must score by its direction
+    alone (or be refused as a ValidationError naming the field)."""
+    vstore.put("user:a", "unit", "u", embedding=[0, 1, 0, 0])
+    vstore.put("user:a", "scaled", "s", embedding=[scale, 0, 0, 0])
+    found = {r.item.key: r.score for r in vstore.similar([1, 0, 0, 0])}
+    assert found["scaled"] == pytest.approx(1.0, abs=1e-5)
+    results = vstore.similar([0, scale, 0, scale])
+    assert keys(results)[0] == "unit"
+    assert results[0].score == pytest.approx(math.sqrt(0.5), abs=1e-5)
+
+
 # ---- text search -------------------------------------------------------------
 
 DOCS = {
@@ -1155,7 +1190,8 @@ def test_retrieve_fuses_both_lists_by_reciprocal_rank(vstore: MemoryStore) -> No
     by_vector = vstore.similar(vector, k=50)
     by_text = vstore.text_search(query, k=50)
     assert keys(by_vector)[:2] == ["vec_only", "both"]
-    assert "both" in key_set(by_text) and "text_only" in key_set(by_text)
+    assert "both" in key_set(by_text)
+    assert "text_only" in key_set(by_text)
     fused = vstore.retrieve(query, vector=vector, k=10)
     # In both lists beats first place in only one.
     assert fused[0].item.key == "both"
@@ -1317,9 +1353,7 @@ def test_rebuild_reproduces_the_same_search_results(
     store = open_store(embedder=embedder)
     _fill(store)
     before = _snapshot(store)
-    assert (
-        before["similar"] and before["text"] and before["retrieve"] and before["tenant"]
-    )
+    assert all(before[name] for name in ("similar", "text", "retrieve", "tenant"))
     calls = len(embedder.calls)
     store.projections.rebuild()
     assert _snapshot(store) == before

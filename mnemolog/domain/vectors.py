@@ -21,12 +21,15 @@ WHOLE_VALUE = "$"
 
 
 def check_vector(vector: object, dims: int, field: str = "embedding") -> Vector:
-    """A caller's vector as a float32 array of ``dims`` finite numbers, not zero."""
+    """A caller's vector of ``dims`` finite numbers with a direction, as the
+    float32 unit vector pointing the same way (similarity is cosine, so only
+    the direction counts; it is normalised in float64, so no length that is
+    finite underflows or overflows)."""
     if isinstance(vector, str | bytes | bytearray | memoryview) or vector is None:
         raise ValidationError(field, "must be a sequence of numbers")
     try:
         array = np.asarray(vector, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValidationError(field, "must be a sequence of numbers") from None
     if array.ndim != 1:
         raise ValidationError(field, f"must be one-dimensional, not {array.ndim}-D")
@@ -36,20 +39,25 @@ def check_vector(vector: object, dims: int, field: str = "embedding") -> Vector:
         )
     if not np.isfinite(array).all():
         raise ValidationError(field, "must hold finite numbers (no NaN or infinity)")
-    as32 = array.astype(np.float32)
-    if not np.isfinite(as32).all():
-        raise ValidationError(field, "numbers must fit in float32")
-    if not as32.any():
+    unit = unit_vector(array)
+    if unit is None:
         raise ValidationError(field, "must not be all zeros (it has no direction)")
-    return as32
+    return unit
 
 
-def normalised(vector: Vector) -> Vector:
-    """The unit vector in the same direction (cosine similarity is then a dot)."""
-    norm = float(np.linalg.norm(vector))
-    if norm == 0.0 or not np.isfinite(norm):
-        return np.zeros_like(vector)
-    return (vector / norm).astype(np.float32)
+def unit_vector(array: npt.NDArray[Any]) -> Vector | None:
+    """The float32 unit vector in the direction of ``array``, or None if it
+    has none (all zeros). Scaled first, so huge and tiny lengths are exact."""
+    as64 = np.asarray(array, dtype=np.float64)
+    peak = float(np.max(np.abs(as64))) if as64.size else 0.0
+    if peak == 0.0 or not np.isfinite(peak):
+        return None
+    scaled = as64 / peak
+    norm = float(np.linalg.norm(scaled))
+    unit = (scaled / norm).astype(np.float32)
+    if not unit.any():  # pragma: no cover - a scaled vector has a 1.0 in it
+        return None
+    return unit
 
 
 def encode_vector(vector: Vector) -> str:
