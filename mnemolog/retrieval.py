@@ -9,7 +9,7 @@ matrix) and never writes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -128,7 +128,7 @@ class Retrieval:
         match = match_expression(text, every_word=every_word)
         if match is None:
             return []
-        query = SearchQuery(**{**vars(filters), "limit": k, "offset": 0})
+        query = replace(filters, limit=k, offset=0)
         sql, params = text_search_sql(query, match, self._dialect)
         return [
             scored(Memory.from_row(row), float(row[-1]))

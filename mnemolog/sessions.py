@@ -228,18 +228,12 @@ class SessionService:
         those authors. Adding the same session again rewrites nothing that
         is unchanged. All of it lands in one transaction.
         """
-        if isinstance(session, str):
-            found = self.get_session(session)
-            if found is None:
-                raise NotFound(f"no session {session!r}")
-            session = found
-        elif not isinstance(session, Session):
-            raise ValidationError("session", "must be a Session or a session id")
-        else:  # the caller's copy may be partial or stale: read it whole
-            fresh = self.get_session(session.id)
-            if fresh is None:
-                raise NotFound(f"no session {session.id!r}")
-            session = fresh
+        if isinstance(session, Session):
+            session = session.id  # the caller's copy may be partial: read it whole
+        found = self.get_session(session)
+        if found is None:
+            raise NotFound(f"no session {session!r}")
+        session = found
         target = namespace if namespace is not None else f"session:{session.id}"
         wanted = None if authors is None else set(authors)
         items = []

@@ -346,7 +346,7 @@ class MemoryStore:
         def command(memory: domain.Memory) -> None:
             if memory.deleted:
                 raise NotFound(f"memory {ns}/{checked_key} is deleted")
-            merged = _unless_same_value(memory, changes)
+            merged = dict(changes)
             if "metadata" in merged and not replace_metadata:
                 merged["metadata"] = {**memory.metadata, **merged["metadata"]}
             memory.revise(merged, provenance, force=force)
@@ -1159,7 +1159,7 @@ class MemoryStore:
                 embedding_model=changes.get("embedding_model"),
             )
         memory.restore(provenance)
-        memory.revise(_unless_same_value(memory, changes), provenance, force=item.force)
+        memory.revise(changes, provenance, force=item.force)
         return memory
 
     def _change(
@@ -1251,24 +1251,6 @@ def _check_query(query: object, field: str) -> str:
             field, "must be valid Unicode (no lone surrogates)"
         ) from None
     return query
-
-
-def _unless_same_value(
-    memory: domain.Memory, changes: dict[str, JSON]
-) -> dict[str, JSON]:
-    """The changes, less the dropping of the vector when the value is the one
-    stored: the vector still describes it."""
-    if (
-        "embedding" in changes
-        and changes["embedding"] is None
-        and changes.get("content_hash") == memory.content_hash
-    ):
-        return {
-            k: v
-            for k, v in changes.items()
-            if k not in ("embedding", "embedding_model")
-        }
-    return dict(changes)
 
 
 def _check_min_score(min_score: object) -> float | None:

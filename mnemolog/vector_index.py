@@ -224,11 +224,12 @@ class TenantVectors:
         mask: npt.NDArray[np.bool_] | None = None,
         min_score: float | None = None,
     ) -> list[Hit]:
-        """The k best rows by cosine similarity, best first, among the mask's."""
+        """The k best rows by cosine similarity to the unit vector ``query``,
+        best first, among the mask's."""
         n = self.count
         if n == 0:
             return []
-        q = (query / np.float32(np.linalg.norm(query))).astype(np.float32, copy=False)
+        q = np.asarray(query, dtype=np.float32)
         if self.ann is not None:
             hits = self._approximate(q, k, mask, min_score)
             if hits is not None:
@@ -250,14 +251,22 @@ class TenantVectors:
                 scores = self.matrix[:n] @ q
                 if available < n:
                     scores[~candidates] = -np.inf
-        best = _top_k(scores, min(k, available))
+        return self._hits(scores, rows, min(k, available), min_score)
+
+    def _hits(
+        self,
+        scores: npt.NDArray[np.float32],
+        rows: npt.NDArray[np.intp] | None,
+        k: int,
+        min_score: float | None,
+    ) -> list[Hit]:
+        """The k best of ``scores`` (of ``rows``, or of every row if None)."""
         hits = []
-        for i in best:
+        for i in _top_k(scores, k):
             score = float(scores[i])
             if min_score is not None and score < min_score:
                 break
-            row = int(rows[i]) if rows is not None else int(i)
-            memory_id = self.ids[row]
+            memory_id = self.ids[int(rows[i]) if rows is not None else int(i)]
             assert memory_id is not None
             hits.append(Hit(memory_id, score))
         return hits
@@ -288,16 +297,7 @@ class TenantVectors:
             rows = rows[mask[rows]]
         if rows.size < min(k, available):
             return None
-        scores = self.matrix[rows] @ q
-        hits = []
-        for i in _top_k(scores, min(k, rows.size)):
-            score = float(scores[i])
-            if min_score is not None and score < min_score:
-                break
-            memory_id = self.ids[int(rows[i])]
-            assert memory_id is not None
-            hits.append(Hit(memory_id, score))
-        return hits
+        return self._hits(self.matrix[rows] @ q, rows, min(k, rows.size), min_score)
 
 
 def _top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:

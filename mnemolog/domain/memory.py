@@ -246,6 +246,18 @@ class Memory(Aggregate):
         """
         if self.deleted:
             raise NotFound(f"{self.namespace}/{self.key} is deleted")
+        if (
+            "embedding" in changes
+            and changes["embedding"] is None
+            and changes.get("content_hash") == self.content_hash
+        ):
+            # No vector came with the value, but it is the value stored: the
+            # vector still describes it. (A new value without one drops it.)
+            changes = {
+                k: v
+                for k, v in changes.items()
+                if k not in ("embedding", "embedding_model")
+            }
         # Compared as JSON: in Python 1 == 1.0 == True, in a memory they differ.
         diff = {
             name: new

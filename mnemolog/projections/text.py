@@ -10,7 +10,6 @@ the current-state rows.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.engine import Dialect
@@ -102,8 +101,3 @@ class TextProjection(Projection):
             docid = cursor.fetchone()[0]
         if text:
             cursor.execute(self._insert, (docid, text))
-
-
-def fts_tables(tables: Sequence[Table]) -> list[Table]:
-    """The tables among ``tables`` that are full-text indexes."""
-    return [t for t in tables if "create" in t.info]

@@ -514,3 +514,24 @@ def test_memory_at_includes_every_event_sharing_the_as_of_timestamp(
 
 def test_memory_at_of_no_events_is_none() -> None:
     assert memory_at([], as_of=T0) is None
+
+
+NO_VECTOR = {"embedding": None, "embedding_model": None}
+
+
+def test_a_new_value_without_a_vector_drops_the_old_vector() -> None:
+    memory = start_memory(value="blue")
+    memory.revise({"embedding": "AACAPw==", "embedding_model": "m"}, BOB)
+    assert memory.revise({**value_change("green"), **NO_VECTOR}, BOB) is True
+    assert (memory.embedding, memory.embedding_model) == (None, None)
+
+
+def test_the_same_value_without_a_vector_keeps_the_vector() -> None:
+    memory = start_memory(value="blue")
+    memory.revise({"embedding": "AACAPw==", "embedding_model": "m"}, BOB)
+    version = memory.version
+    assert memory.revise({**value_change("blue"), **NO_VECTOR}, BOB) is False
+    assert memory.version == version
+    assert memory.revise({**value_change("blue"), **NO_VECTOR, "tags": ["t"]}, BOB)
+    assert memory.pending_events[-1].changes == {"tags": ["t"]}
+    assert (memory.embedding, memory.embedding_model) == ("AACAPw==", "m")
