@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 import orjson
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +33,19 @@ def trusted(cls: type[M], values: dict[str, Any]) -> M:
     setattr_(model, "__pydantic_extra__", None)
     setattr_(model, "__pydantic_private__", None)
     return model
+
+
+_UUID_NEW = UUID.__new__
+_SAFE_UNKNOWN = SafeUUID.unknown
+
+
+def uuid_from_hex(text: str) -> UUID:
+    """A UUID from the 32 hex digits the read models store, without the
+    parsing UUID() does for every spelling (a quarter of the time)."""
+    uuid = _UUID_NEW(UUID)
+    object.__setattr__(uuid, "int", int(text, 16))
+    object.__setattr__(uuid, "is_safe", _SAFE_UNKNOWN)
+    return uuid
 
 
 def _value_from_text(text: str) -> Any:
@@ -109,7 +122,7 @@ class Memory(BaseModel):
         return trusted(
             cls,
             dict(
-                id=UUID(row[0]),
+                id=uuid_from_hex(row[0]),
                 tenant=row[1],
                 namespace=row[2],
                 key=row[3],

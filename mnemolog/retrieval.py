@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy.engine import Dialect
 
@@ -113,11 +114,23 @@ class Retrieval:
             else:
                 mask = None
             hits = index.top(vector, k, mask=mask, min_score=min_score)
-        found = self.memories(tenant, [hit.memory_id for hit in hits])
+            # Rows read under the lock: no sync can slip between the read and
+            # the caching, so a cached row is never older than the index.
+            rows = index.rows
+            missing = [hit.memory_id for hit in hits if hit.memory_id not in rows]
+            if missing:
+                index.keep_rows(self._rows(missing))
+            found = {
+                hit.memory_id: rows[hit.memory_id]
+                for hit in hits
+                if hit.memory_id in rows
+            }
         return [
-            scored(found[hit.memory_id], hit.score)
+            scored(Memory.from_row(row), hit.score)
             for hit in hits
-            if hit.memory_id in found
+            if (row := found.get(hit.memory_id)) is not None
+            and row[_TENANT] == tenant
+            and not row[_DELETED]
         ]
 
     def text(
@@ -135,16 +148,9 @@ class Retrieval:
             for row in self._recorder.fetch_all(sql, params)
         ]
 
-    def memories(self, tenant: str, memory_ids: Sequence[str]) -> dict[str, Memory]:
-        """Live memories of the tenant by id (hex)."""
-        if not memory_ids:
-            return {}
+    def _rows(self, memory_ids: Sequence[str]) -> list[tuple[Any, ...]]:
         rows = self._recorder.fetch_all(_rows_by_id_sql(len(memory_ids)), memory_ids)
-        return {
-            row[0]: Memory.from_row(row)
-            for row in rows
-            if row[_TENANT] == tenant and not row[_DELETED]
-        }
+        return [tuple(row) for row in rows]
 
 
 def fuse(

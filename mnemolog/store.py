@@ -145,6 +145,8 @@ class MemoryStore:
                 for statement in create_statements(projection.tables, dialect):
                     cursor.execute(statement)
         recorder.projector = Projector(projections, recorder, app.mapper)
+        if app.vectors is not None:
+            recorder.projector.after_rebuild.append(app.vectors.reset)
         recorder.projector.catch_up()
         return cls(app, settings)
 

@@ -31,6 +31,9 @@ SYNC_SQL = (
     "WHERE m.tenant = ? AND m.position > ? ORDER BY m.position"
 )
 
+ROW_CACHE = 4096
+"""Rows of recent hits kept per tenant (a row is a few hundred bytes)."""
+
 Fetch = Callable[[str, Any], list[Any]]
 
 
@@ -72,6 +75,10 @@ class TenantVectors:
         self.namespaces: dict[str, int] = {}
         self.types: dict[str, int] = {}
         self._prefix_codes: dict[str, tuple[int, npt.NDArray[np.int32]]] = {}
+        self.rows: dict[str, tuple[Any, ...]] = {}
+        """Current-state rows of recent hits, by id: dropped when the memory
+        changes (a sync sees every change), so a search re-reads only the
+        rows it has not seen since their last change."""
         self.lock = threading.Lock()
 
     @property
@@ -86,7 +93,9 @@ class TenantVectors:
         rows = fetch(SYNC_SQL, (tenant, self.position))
         if not rows:
             return
+        cached = self.rows
         for memory_id, namespace, memory_type, deleted, position, model, raw in rows:
+            cached.pop(memory_id, None)
             if (
                 deleted
                 or raw is None
@@ -169,6 +178,13 @@ class TenantVectors:
         if code is None:
             code = codes[name] = len(codes)
         return code
+
+    def keep_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Caches current-state rows (id first) read after the last sync."""
+        if len(self.rows) > ROW_CACHE:
+            self.rows.clear()
+        for row in rows:
+            self.rows[row[0]] = tuple(row)
 
     # ---- filters -------------------------------------------------------------
 

@@ -151,6 +151,53 @@ def test_put_with_embedding_then_similar_finds_it(vstore: MemoryStore) -> None:
     assert keys(vstore.similar([0, 0, 0, 1], k=1)) == ["e"]
 
 
+def test_similar_returns_each_memory_as_it_stands_now(
+    vstore: MemoryStore, tmp_path: Path
+) -> None:
+    """Results are never an older version of a memory, however often the
+    same memories are found: every kind of change shows at the next search."""
+    q = [1.0, 0.0, 0.0, 0.0]
+    vstore.put("user:a", "k", {"text": "v1"}, embedding=q, tags=["x"])
+    vstore.put("user:a", "other", "far", embedding=[0.0, 1.0, 0.0, 0.0])
+    for _ in range(3):
+        assert vstore.similar(q, k=1)[0].item.value == {"text": "v1"}
+    changes: list[Callable[[], object]] = [
+        lambda: vstore.update("user:a", "k", {"text": "v2"}, embedding=q),
+        lambda: vstore.update("user:a", "k", tags=["y"]),
+        lambda: vstore.update("user:a", "k", metadata={"m": 1}),
+        lambda: vstore.update("user:a", "k", importance=0.9),
+        lambda: vstore.put("user:a", "k", {"text": "v3"}, embedding=q),
+    ]
+    for change in changes:
+        change()
+        (found,) = vstore.similar(q, k=1)
+        assert found.item == vstore.get("user:a", "k")
+    vstore.delete("user:a", "k")
+    assert keys(vstore.similar(q, k=1)) == ["other"]
+    vstore.restore("user:a", "k")
+    (found,) = vstore.similar(q, k=1)
+    assert found.item == vstore.get("user:a", "k")
+    assert not found.item.deleted
+
+
+def test_a_second_store_never_serves_an_older_version(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    q = [1.0, 0.0, 0.0, 0.0]
+    with (
+        mnemolog.open(url, vector_dims=4, vector_model="m") as writer,
+        mnemolog.open(url, vector_dims=4, vector_model="m") as reader,
+    ):
+        writer.put("user:a", "k", "v0", embedding=q)
+        for version in range(1, 6):
+            assert reader.similar(q, k=1)[0].item.value == f"v{version - 1}"
+            writer.update("user:a", "k", f"v{version}", embedding=q)
+            (found,) = reader.similar(q, k=1)
+            assert found.item.value == f"v{version}"
+            assert found.item.version == version + 1
+        writer.update("user:a", "k", tags=["late"])
+        assert reader.similar(q, k=1)[0].item.tags == frozenset({"late"})
+
+
 def test_a_text_query_is_embedded_by_the_embedder(
     estore: MemoryStore, embedder: HashEmbedder
 ) -> None:

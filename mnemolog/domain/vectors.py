@@ -25,6 +25,18 @@ def check_vector(vector: object, dims: int, field: str = "embedding") -> Vector:
     float32 unit vector pointing the same way (similarity is cosine, so only
     the direction counts; it is normalised in float64, so no length that is
     finite underflows or overflows)."""
+    if (
+        isinstance(vector, np.ndarray)
+        and vector.dtype == np.float32
+        and vector.shape == (dims,)
+    ):
+        # The common case (an embedder's output), on a short path: float32
+        # squares cannot overflow float64, so a finite sum means finite entries.
+        as64 = vector.astype(np.float64)
+        total = float(as64 @ as64)
+        if 0.0 < total < float("inf"):
+            fast: Vector = (as64 / np.sqrt(total)).astype(np.float32)
+            return fast
     if isinstance(vector, str | bytes | bytearray | memoryview) or vector is None:
         raise ValidationError(field, "must be a sequence of numbers")
     try:

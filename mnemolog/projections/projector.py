@@ -109,6 +109,8 @@ class Projector:
         self.log = log
         self.mapper = mapper
         self._wanted: dict[tuple[str, str], bool] = {}
+        self.after_rebuild: list[Callable[[], None]] = []
+        """Called after every rebuild: caches of read-model rows drop them."""
 
     def apply_inline(
         self, cursor: DbCursor, events: Sequence[Any], positions: Sequence[int]
@@ -174,6 +176,8 @@ class Projector:
         for projection in self.projections:
             if name is None or projection.name == name:
                 self._rebuild(projection, progress)
+        for forget in self.after_rebuild:
+            forget()
         return self.status()
 
     def differences(self, name: str | None = None) -> list[str]:
