@@ -12,7 +12,7 @@ from eventsourcing.utils import get_topic
 
 from mnemolog.adapters.codec import ChainedMapper, OrjsonTranscoder
 from mnemolog.adapters.sqlite_backend import SYNCHRONOUS, Factory
-from mnemolog.config import Settings, parse_url
+from mnemolog.config import PostgresLocation, Settings, parse_url
 from mnemolog.domain import memory as domain
 from mnemolog.domain.session import Session
 from mnemolog.vector_index import VectorIndexes
@@ -78,14 +78,18 @@ class MemoryApplication(Application[UUID]):
 
 def open_application(url: str | None, settings: Settings) -> MemoryApplication:
     location = parse_url(url)
-    env = {
-        "PERSISTENCE_MODULE": get_topic(Factory),
-        "SQLITE_DBNAME": location.sqlite_db_name,
-        "SQLITE_LOCK_TIMEOUT": "30",
-        SYNCHRONOUS: location.synchronous,
-        "CREATE_TABLE": "yes",
-        "IS_SNAPSHOTTING_ENABLED": "yes",
-    }
+    env: dict[str, str]
+    if location.postgres is not None:
+        env = postgres_env(location.postgres)
+    else:
+        env = {
+            "PERSISTENCE_MODULE": get_topic(Factory),
+            "SQLITE_DBNAME": location.sqlite_db_name,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            SYNCHRONOUS: location.synchronous,
+            "CREATE_TABLE": "yes",
+        }
+    env["IS_SNAPSHOTTING_ENABLED"] = "yes"
     app = MemoryApplication(env=env)
     # Per store, not per class: a snapshot every N versions of a memory.
     app.snapshotting_intervals = {  # type: ignore[misc]
@@ -93,3 +97,25 @@ def open_application(url: str | None, settings: Settings) -> MemoryApplication:
         Session: settings.snapshot_interval,
     }
     return app
+
+
+def postgres_env(location: PostgresLocation) -> dict[str, str]:
+    """eventsourcing's settings for a PostgreSQL store."""
+    try:
+        from mnemolog.adapters.postgres_backend import PgFactory
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        msg = "postgresql:// needs the postgres extra: pip install 'mnemolog[postgres]'"
+        raise ImportError(msg) from e
+    return {
+        "PERSISTENCE_MODULE": get_topic(PgFactory),
+        "POSTGRES_DBNAME": location.dbname,
+        "POSTGRES_HOST": location.host,
+        "POSTGRES_PORT": str(location.port),
+        "POSTGRES_USER": location.user,
+        "POSTGRES_PASSWORD": location.password,
+        "POSTGRES_SCHEMA": location.schema,
+        "POSTGRES_POOL_SIZE": str(location.pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(location.max_overflow),
+        "POSTGRES_LOCK_TIMEOUT": "30",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+    }

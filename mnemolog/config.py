@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import uuid4
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,18 +63,44 @@ class Location:
     """Where the log lives, parsed from a URL."""
 
     backend: str
-    sqlite_db_name: str
-    synchronous: str
+    sqlite_db_name: str = ""
+    synchronous: str = "full"
+    postgres: PostgresLocation | None = None
+
+
+@dataclass(frozen=True)
+class PostgresLocation:
+    """A PostgreSQL database, and the schema that holds one store's tables."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+    schema: str
+    pool_size: int
+    max_overflow: int
+
+
+SQLITE_OPTIONS = frozenset({"synchronous"})
+POSTGRES_OPTIONS = frozenset({"schema", "pool_size", "max_overflow"})
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def parse_url(url: str | None) -> Location:
-    """``memory://``, ``sqlite:///relative.db`` or ``sqlite:////absolute.db``."""
+    """``memory://``, ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or
+    ``postgresql://user:password@host:port/dbname?schema=NAME``."""
     url = url or DEFAULT_URL
     parts = urlsplit(url)
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(options) - {"synchronous"}
+    known = POSTGRES_OPTIONS if parts.scheme in POSTGRES_SCHEMES else SQLITE_OPTIONS
+    unknown = set(options) - known
     if unknown:
         raise ValidationError("url", f"unknown option(s): {', '.join(sorted(unknown))}")
+    if parts.scheme in POSTGRES_SCHEMES:
+        return Location(
+            "postgresql", postgres=_postgres(parts.hostname, parts, options)
+        )
     synchronous = options.get("synchronous", "full").lower()
     if synchronous not in ("full", "normal"):
         raise ValidationError("url", "synchronous must be 'full' or 'normal'")
@@ -90,5 +117,47 @@ def parse_url(url: str | None) -> Location:
             raise ValidationError("url", f"directory {path.parent} does not exist")
         return Location("sqlite", str(path), synchronous)
     raise ValidationError(
-        "url", f"scheme {parts.scheme!r} is not supported; use memory:// or sqlite:///"
+        "url",
+        f"scheme {parts.scheme!r} is not supported; "
+        "use memory://, sqlite:/// or postgresql://",
+    )
+
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def _postgres(
+    host: str | None, parts: Any, options: dict[str, str]
+) -> PostgresLocation:
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname:
+        raise ValidationError("url", "a PostgreSQL URL names its database: .../dbname")
+    schema = options.get("schema", "mnemolog")
+    if not _SCHEMA.fullmatch(schema):
+        raise ValidationError(
+            "url",
+            "schema must be 1-63 lower-case letters, digits or _, "
+            "not starting with a digit",
+        )
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise ValidationError("url", "the port must be a number") from None
+    sizes = {}
+    for name, default in (("pool_size", 5), ("max_overflow", 10)):
+        text = options.get(name, str(default))
+        if not text.isdigit() or not 0 <= int(text) <= 1000:
+            raise ValidationError("url", f"{name} must be a whole number 0-1000")
+        sizes[name] = int(text)
+    if sizes["pool_size"] < 1:
+        raise ValidationError("url", "pool_size must be at least 1")
+    return PostgresLocation(
+        host=host or "localhost",
+        port=port,
+        dbname=dbname,
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        schema=schema,
+        pool_size=sizes["pool_size"],
+        max_overflow=sizes["max_overflow"],
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 
-from mnemolog.adapters.sqlite_backend import LogRecorder
+from mnemolog.adapters.log import Log
 from mnemolog.domain.errors import ValidationError
 from mnemolog.domain.vectors import Vector
 from mnemolog.models import Memory, Scored, trusted
@@ -26,7 +26,7 @@ from mnemolog.projections.current_state import (
     search_ids_sql,
     text_search_sql,
 )
-from mnemolog.projections.text import match_expression
+from mnemolog.projections.text import query_words
 from mnemolog.vector_index import VectorIndexes
 
 RRF_K = 60
@@ -71,7 +71,7 @@ class Retrieval:
 
     def __init__(
         self,
-        recorder: LogRecorder,
+        recorder: Log,
         dialect: Dialect,
         vectors: VectorIndexes | None,
     ) -> None:
@@ -138,11 +138,11 @@ class Retrieval:
     ) -> list[Scored[Memory]]:
         """The k memories whose text best matches the words of ``text`` (bm25),
         among those passing every filter."""
-        match = match_expression(text, every_word=every_word)
-        if match is None:
+        words = query_words(text)
+        if not words:
             return []
         query = replace(filters, limit=k, offset=0)
-        sql, params = text_search_sql(query, match, self._dialect)
+        sql, params = text_search_sql(query, words, every_word, self._dialect)
         return [
             scored(Memory.from_row(row), float(row[-1]))
             for row in self._recorder.fetch_all(sql, params)

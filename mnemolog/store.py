@@ -11,10 +11,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from mnemolog.adapters.sqlite_backend import (
-    LogRecorder,
-    sqlite_sql_dialect,
-)
+from mnemolog.adapters.log import Log
 from mnemolog.application import MemoryApplication, open_application
 from mnemolog.config import Settings
 from mnemolog.domain import memory as domain
@@ -71,7 +68,7 @@ from mnemolog.projections.namespaces import (
 from mnemolog.projections.projector import Projector
 from mnemolog.projections.sessions import SessionsProjection
 from mnemolog.projections.sql import create_statements
-from mnemolog.projections.text import TextProjection
+from mnemolog.projections.text import text_projection
 from mnemolog.projections.vectors import VectorsProjection
 from mnemolog.retrieval import Boosts, Retrieval, check_weights, fuse
 from mnemolog.sessions import SessionService
@@ -103,10 +100,9 @@ class MemoryStore:
         self._app = app
         self._settings = settings
         self._bound_tenant = bound_tenant
-        recorder = app.recorder
-        assert isinstance(recorder, LogRecorder)
+        recorder: Log = app.recorder  # type: ignore[assignment]
         self._recorder = recorder
-        dialect = sqlite_sql_dialect()
+        dialect = recorder.sql_dialect
         self._dialect = dialect
         self._get_by_id = get_by_id_statement(dialect)
         self._index = settings.vector_index
@@ -122,16 +118,15 @@ class MemoryStore:
         check_tenant(settings.default_tenant)
         _check_vector_settings(settings)
         app = open_application(url, settings)
-        recorder = app.recorder
-        assert isinstance(recorder, LogRecorder)
-        dialect = sqlite_sql_dialect()
+        recorder: Log = app.recorder  # type: ignore[assignment]
+        dialect = recorder.sql_dialect
         projections = [
             CurrentStateProjection(dialect),
             NamespacesProjection(dialect),
             AuditProjection(dialect),
             SessionsProjection(dialect),
             VectorsProjection(dialect),
-            TextProjection(dialect),
+            text_projection(dialect),
         ]
         index = settings.vector_index
         if index is not None:
@@ -187,6 +182,12 @@ class MemoryStore:
     def sessions(self) -> SessionService:
         """Conversations as event streams with scoped state (this tenant's)."""
         return SessionService(self)
+
+    @property
+    def backend(self) -> str:
+        """Where the log lives: ``"sqlite"`` (files and memory://) or
+        ``"postgresql"``."""
+        return self._recorder.backend
 
     @property
     def projections(self) -> Projections:
@@ -724,7 +725,8 @@ class MemoryStore:
         ):
             entry(tenant)["by_root"][root] = count
         events, size = self._recorder.fetch_one(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(state)), 0) FROM stored_events", ()
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(state)), 0) FROM stored_events",
+            (),
         )
         return {
             "tenants": tenants,

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper
 
-from mnemolog.adapters.sqlite_backend import LogRecorder
+from mnemolog.adapters.log import Log
 from mnemolog.domain.chain import GENESIS_HASH
 from mnemolog.projections.projector import PAGE_SIZE, Projector
 
@@ -31,7 +31,7 @@ class VerifyReport:
 
 
 def verify(
-    recorder: LogRecorder,
+    recorder: Log,
     mapper: Mapper[Any],
     projector: Projector,
     *,
@@ -85,7 +85,7 @@ def verify(
 
 
 def _heads(
-    recorder: LogRecorder, digests: dict[UUID, str], versions: dict[UUID, int]
+    recorder: Log, digests: dict[UUID, str], versions: dict[UUID, int]
 ) -> list[str]:
     """The newest event of a stream has no successor to vouch for it; the
     current-state row recorded its digest when it was written."""

@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", help="each projection's position, the head, the lag")
     status.set_defaults(run=_status)
 
+    migrate = command(
+        "migrate",
+        help="create the store's tables if missing and bring read models up to date",
+    )
+    migrate.set_defaults(run=_migrate)
+
     export = command(
         "export", help="every event (of --tenant, if given) as JSON lines, in log order"
     )
@@ -314,6 +320,11 @@ def _status(store: MemoryStore, args: argparse.Namespace) -> list[dict[str, Any]
         {"name": s.name, "position": s.position, "head": s.head, "lag": s.lag}
         for s in store.projections.status()
     ]
+
+
+def _migrate(store: MemoryStore, args: argparse.Namespace) -> dict[str, Any]:
+    # Opening the store did the work (tables under a lock, then catch-up).
+    return {"backend": store.backend, "projections": _status(store, args)}
 
 
 def _export(store: MemoryStore, args: argparse.Namespace) -> Outcome:

@@ -91,9 +91,11 @@ class LogRecorder(SQLiteProcessRecorder):
     """
 
     projector: Projector | None = None
+    backend = "sqlite"
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
+        self.sql_dialect = sqlite_sql_dialect()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any
 
@@ -29,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     false,
+    func,
     insert,
     literal_column,
     not_,
@@ -102,7 +104,18 @@ memory_meta = Table(
     Column("vnum", Numeric(asdecimal=False)),
     Column("vtext", Text),
     Index("ix_memory_meta_num", "tenant", "path", "vnum"),
-    Index("ix_memory_meta_text", "tenant", "path", "vtext"),
+    Index(
+        "ix_memory_meta_text", "tenant", "path", "vtext", info={"dialects": ("sqlite",)}
+    ),
+    # A PostgreSQL B-tree entry holds at most about 2.7 kB: the first 256
+    # characters are indexed, and the comparison on the whole text rechecks.
+    Index(
+        "ix_memory_meta_text_pg",
+        "tenant",
+        "path",
+        func.substr(literal_column("vtext"), 1, 256),
+        info={"dialects": ("postgresql",)},
+    ),
 )
 
 TABLES = (memories, memory_tags, memory_meta)
@@ -177,6 +190,15 @@ def flatten_metadata(
         if isinstance(value, dict):
             rows.extend(flatten_metadata(value, path + "."))
     return rows
+
+
+def exact_number(number: float | None, dialect: Dialect) -> Any:
+    """A number as the dialect compares it exactly with the NUMERIC column:
+    PostgreSQL would turn NUMERIC into a float to compare it with a float
+    (so 2**53 + 1 would equal 2.0**53), so floats go as their exact decimal."""
+    if isinstance(number, float) and dialect.name == "postgresql":
+        return Decimal(number)
+    return number
 
 
 def typed_cell(value: JSON) -> tuple[str, int | float | None, str | None]:
@@ -348,7 +370,7 @@ class CurrentStateProjection(Projection):
                         "path": path,
                         "tenant": tenant,
                         "vtype": vtype,
-                        "vnum": vnum,
+                        "vnum": exact_number(vnum, self.dialect),
                         "vtext": vtext,
                     }
                     for path, vtype, vnum, vtext in rows
@@ -396,11 +418,11 @@ def search_sql(query: SearchQuery, dialect: Dialect) -> tuple[str, dict[str, Any
     The SQL depends only on which filters are present (the shape); it is
     compiled once per shape and dialect, and the values travel as parameters.
     """
-    shape, params = _shape(query)
+    shape, params = _shape(query, dialect)
     return _compiled_search(shape, query.order_by, dialect), params
 
 
-def _shape(query: SearchQuery) -> tuple[Shape, dict[str, Any]]:
+def _shape(query: SearchQuery, dialect: Dialect) -> tuple[Shape, dict[str, Any]]:
     """What the query filters on, and the values to bind."""
     params: dict[str, Any] = {
         "tenant": query.tenant,
@@ -440,7 +462,8 @@ def _shape(query: SearchQuery) -> tuple[Shape, dict[str, Any]]:
                 continue
             vtype, vnum, vtext = typed_cell(operand)
             kinds.append(vtype)
-            params[f"num{i}_{j}"], params[f"text{i}_{j}"] = vnum, vtext
+            params[f"num{i}_{j}"] = exact_number(vnum, dialect)
+            params[f"text{i}_{j}"] = vtext
         shape.append(("meta", i, condition.op, tuple(kinds), condition.operand is True))
     return tuple(shape), params
 
@@ -463,7 +486,7 @@ def _compiled_search(shape: Shape, order_by: str, dialect: Dialect) -> str:
 def search_ids_sql(query: SearchQuery, dialect: Dialect) -> tuple[str, dict[str, Any]]:
     """SQL and parameters for the ids of every memory passing the filters
     (no order, no limit): the candidates of a similarity search."""
-    shape, params = _shape(query)
+    shape, params = _shape(query, dialect)
     return _compiled_ids(shape, dialect), params
 
 
@@ -473,12 +496,19 @@ def _compiled_ids(shape: Shape, dialect: Dialect) -> str:
 
 
 def text_search_sql(
-    query: SearchQuery, match: str, dialect: Dialect
+    query: SearchQuery, words: Sequence[str], every_word: bool, dialect: Dialect
 ) -> tuple[str, dict[str, Any]]:
-    """SQL and parameters for full-text matches passing the filters, best
-    first by bm25: rows in ROW_COLUMNS order, then the score."""
-    shape, params = _shape(query)
-    params["match"] = match
+    """SQL and parameters for full-text matches of ``words`` (all of them, or
+    any) passing the filters, best first: rows in ROW_COLUMNS order, then the
+    score (higher is better)."""
+    from mnemolog.projections.text import match_expression
+
+    shape, params = _shape(query, dialect)
+    if dialect.name == "postgresql":
+        for i, word in enumerate(words):
+            params[f"w{i}"] = word
+        return _compiled_ts(shape, len(words), every_word, dialect), params
+    params["match"] = match_expression(list(words), every_word=every_word)
     return _compiled_text(shape, dialect), params
 
 
@@ -501,6 +531,32 @@ def _compiled_text(shape: Shape, dialect: Dialect) -> str:
             *_conditions(shape),
         )
         .order_by(rank, m.c.id)
+        .limit(bindparam("limit", type_=BigInteger))
+        .offset(bindparam("offset", type_=BigInteger))
+    )
+    return compile_sql(statement, dialect)
+
+
+@lru_cache(maxsize=1024)
+def _compiled_ts(shape: Shape, count: int, every_word: bool, dialect: Dialect) -> str:
+    """PostgreSQL: the words as one tsquery (each word parsed alone, so no
+    character is read as query syntax), ranked by ts_rank."""
+    from mnemolog.projections.text import TS_CONFIG, memory_tsv
+
+    m, t = memories, memory_tsv
+    parts = [
+        func.plainto_tsquery(literal_column(f"'{TS_CONFIG}'"), bindparam(f"w{i}"))
+        for i in range(count)
+    ]
+    tsquery: ColumnElement[Any] = parts[0]
+    for part in parts[1:]:
+        tsquery = tsquery.op("&&" if every_word else "||")(part)
+    rank: ColumnElement[float] = func.ts_rank(t.c.tsv, tsquery)
+    statement = (
+        select(*(m.c[name] for name in ROW_COLUMNS), rank.label("score"))
+        .select_from(t.join(m, m.c.id == t.c.memory_id))
+        .where(t.c.tsv.op("@@")(tsquery), *_conditions(shape))
+        .order_by(rank.desc(), m.c.id)
         .limit(bindparam("limit", type_=BigInteger))
         .offset(bindparam("offset", type_=BigInteger))
     )

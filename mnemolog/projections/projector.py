@@ -23,7 +23,7 @@ from eventsourcing.utils import resolve_topic
 from sqlalchemy.schema import CreateIndex, DropIndex, DropTable
 
 from mnemolog.projections.base import Projection
-from mnemolog.projections.sql import DbCursor, create_statements
+from mnemolog.projections.sql import DbCursor, create_statements, indexes_for
 
 PAGE_SIZE = 1000
 
@@ -296,9 +296,9 @@ class Projector:
             cursor.execute(
                 f"ALTER TABLE {quote(built.name)} RENAME TO {quote(table.name)}"
             )
-            for index in built.indexes:
+            for index in indexes_for(built, dialect):
                 cursor.execute(str(DropIndex(index).compile(dialect=dialect)))
-            for index in table.indexes:
+            for index in indexes_for(table, dialect):
                 cursor.execute(str(CreateIndex(index).compile(dialect=dialect)))
 
     def _wants(self, projection: Projection, topic: str) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.schema import CreateIndex, CreateTable, Table
+from sqlalchemy.schema import CreateIndex, CreateTable, Index, Table
 from sqlalchemy.sql import ClauseElement
 
 
@@ -36,6 +36,9 @@ def create_statements(tables: Sequence[Table], dialect: Dialect) -> list[str]:
     """CREATE TABLE and CREATE INDEX statements, all IF NOT EXISTS."""
     statements = []
     for table in tables:
+        prepare = table.info.get("prepare")  # what the table needs first
+        if prepare is not None:
+            statements.extend(prepare(dialect))
         create = table.info.get("create")
         if create is not None:  # a table SQLAlchemy cannot declare, such as FTS5
             statements.extend(create(table, dialect))
@@ -43,7 +46,7 @@ def create_statements(tables: Sequence[Table], dialect: Dialect) -> list[str]:
         statements.append(
             str(CreateTable(table, if_not_exists=True).compile(dialect=dialect))
         )
-        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+        for index in indexes_for(table, dialect):
             statements.append(
                 str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
             )
@@ -58,3 +61,13 @@ def compile_query(
         dialect=dialect, compile_kwargs={"render_postcompile": True}
     )
     return str(compiled), compiled.params
+
+
+def indexes_for(table: Table, dialect: Dialect) -> list[Index]:
+    """The table's indexes that the dialect builds (an index may name the
+    dialects it is for in ``info["dialects"]``), by name."""
+    return [
+        index
+        for index in sorted(table.indexes, key=lambda i: str(i.name))
+        if dialect.name in index.info.get("dialects", (dialect.name,))
+    ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Dialect
 
 from mnemolog.domain.memory import Memory
@@ -51,14 +52,15 @@ memory_text = Table(
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def match_expression(query: str, *, every_word: bool) -> str | None:
-    """An FTS5 query for the words of ``query``, each quoted, so that no
-    character of the caller's text is read as FTS syntax; None if it has no
-    words."""
-    words = _WORD.findall(query)
-    if not words:
-        return None
-    quoted = [f'"{word}"' for word in dict.fromkeys(words)]
+def query_words(query: str) -> list[str]:
+    """The distinct words of a query, in order."""
+    return list(dict.fromkeys(_WORD.findall(query)))
+
+
+def match_expression(words: list[str], *, every_word: bool) -> str:
+    """An FTS5 query for the words, each quoted, so that no character of the
+    caller's text is read as FTS syntax."""
+    quoted = [f'"{word}"' for word in words]
     return " AND ".join(quoted) if every_word else " OR ".join(quoted)
 
 
@@ -101,3 +103,90 @@ class TextProjection(Projection):
             docid = cursor.fetchone()[0]
         if text:
             cursor.execute(self._insert, (docid, text))
+
+
+# ---- PostgreSQL: a tsvector per memory -----------------------------------------
+
+TS_CONFIG = "mnemolog_text"
+"""The text search configuration: PostgreSQL's word parser, every word
+lower-cased and stemmed by the English Snowball stemmer, no stop words (so
+that, as with SQLite, every word can be searched)."""
+
+MAX_TS_TEXT = 500_000
+"""Characters of a value that PostgreSQL indexes (a tsvector holds at most
+1 MB); SQLite indexes the whole text."""
+
+pg_metadata = MetaData()
+
+
+def _create_ts_config(dialect: Dialect) -> list[str]:
+    # CREATE TEXT SEARCH ... has no IF NOT EXISTS: a DO block checks first.
+    return [
+        "DO $$ BEGIN "
+        "IF NOT EXISTS (SELECT 1 FROM pg_ts_config c JOIN pg_namespace n "
+        "ON n.oid = c.cfgnamespace "
+        f"WHERE c.cfgname = '{TS_CONFIG}' AND n.nspname = current_schema()) THEN "
+        "CREATE TEXT SEARCH DICTIONARY mnemolog_stem "
+        "(TEMPLATE = snowball, Language = english); "
+        f"CREATE TEXT SEARCH CONFIGURATION {TS_CONFIG} (COPY = simple); "
+        f"ALTER TEXT SEARCH CONFIGURATION {TS_CONFIG} ALTER MAPPING FOR "
+        "asciiword, asciihword, hword_asciipart, word, hword, hword_part "
+        "WITH mnemolog_stem; "
+        "END IF; END $$"
+    ]
+
+
+memory_tsv = Table(
+    "memory_tsv",
+    pg_metadata,
+    Column("memory_id", String(32), primary_key=True),
+    Column("tsv", TSVECTOR, nullable=False),
+    Index("ix_memory_tsv", "tsv", postgresql_using="gin"),
+    info={"prepare": _create_ts_config},
+)
+
+
+class PgTextProjection(Projection):
+    """Keeps memory_tsv equal to the words of each memory's latest value."""
+
+    name = "text"
+    tables = (memory_tsv,)
+
+    def __init__(self, dialect: Dialect, *, suffix: str = "") -> None:
+        super().__init__(dialect, suffix=suffix)
+        quote = dialect.identifier_preparer.quote
+        table = quote(self.table("memory_tsv").name)
+        self._upsert = (
+            f"INSERT INTO {table} (memory_id, tsv) "
+            f"VALUES (%s, to_tsvector('{TS_CONFIG}', %s)) "
+            "ON CONFLICT (memory_id) DO UPDATE SET tsv = excluded.tsv"
+        )
+        self._delete = f"DELETE FROM {table} WHERE memory_id = %s"
+
+    @handles(Memory.Created)
+    def _created(self, cursor: DbCursor, event: Memory.Created, position: int) -> None:
+        text = text_of(event.value)
+        if text:
+            cursor.execute(self._upsert, (event.originator_id.hex, _ts_text(text)))
+
+    @handles(Memory.Updated)
+    def _updated(self, cursor: DbCursor, event: Memory.Updated, position: int) -> None:
+        if "value" not in event.changes:
+            return
+        text = text_of(event.changes["value"])
+        if text:
+            cursor.execute(self._upsert, (event.originator_id.hex, _ts_text(text)))
+        else:
+            cursor.execute(self._delete, (event.originator_id.hex,))
+
+
+def _ts_text(text: str) -> str:
+    # NUL cannot be in a PostgreSQL text; it separates words anyway.
+    return text[:MAX_TS_TEXT].replace("\x00", " ")
+
+
+def text_projection(dialect: Dialect) -> Projection:
+    """The full-text projection of the dialect's backend."""
+    if dialect.name == "postgresql":
+        return PgTextProjection(dialect)
+    return TextProjection(dialect)

@@ -163,7 +163,7 @@ def test_similarity_candidates_use_indexes(db: sqlite3.Connection, name: str) ->
 def test_text_search_is_driven_by_the_full_text_index(
     db: sqlite3.Connection, name: str
 ) -> None:
-    sql, params = text_search_sql(SEARCHES[name], '"note"', sqlite_sql_dialect())
+    sql, params = text_search_sql(SEARCHES[name], ["note"], False, sqlite_sql_dialect())
     steps = plan(db, sql, params)
     assert any("VIRTUAL TABLE INDEX" in s for s in steps), steps
     assert not [s for s in steps if FULL_SCAN.search(s)], f"{name}: {steps}"

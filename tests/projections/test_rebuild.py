@@ -126,10 +126,16 @@ def test_a_failed_rebuild_leaves_the_old_projection(
         store.projections.rebuild("current_state")
     monkeypatch.undo()
     assert dump(store) == before
-    leftovers = store._recorder.fetch_all(
-        "SELECT name FROM sqlite_master WHERE name LIKE '%rebuild%'", ()
+    catalog = (
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+        "UNION ALL SELECT indexname FROM pg_indexes "
+        "WHERE schemaname = current_schema()"
+        if store.backend == "postgresql"
+        else "SELECT name FROM sqlite_master"
     )
-    assert leftovers == []
+    names = [row[0] for row in store._recorder.fetch_all(catalog, ())]
+    assert names  # the catalog query reads this store's tables
+    assert [name for name in names if "rebuild" in name] == []
     store.put("user:x", "k", 1)
     assert store.get("user:x", "k") is not None
 

@@ -1,0 +1,77 @@
+"""What the store needs of a backend's recorder: the log, its positions, and
+one-statement reads of the read models beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import Notification, StoredEvent
+from sqlalchemy.engine import Dialect
+
+from mnemolog.projections.projector import Projector
+from mnemolog.projections.sql import DbCursor
+
+
+class Log(Protocol):
+    """A recorder of the SQLite or the PostgreSQL backend.
+
+    Statements given to ``fetch_one`` and ``fetch_all`` use ``?`` placeholders
+    with a sequence of parameters, or the dialect's named ones with a mapping.
+    """
+
+    projector: Projector | None
+    sql_dialect: Dialect
+    backend: str
+
+    def fetch_one(self, statement: str, params: Any) -> Any: ...
+
+    def fetch_all(self, statement: str, params: Any) -> list[Any]: ...
+
+    def close_readers(self) -> None: ...
+
+    def select_streams(
+        self, originator_ids: Sequence[UUID], *, after: Mapping[UUID, int] | None = None
+    ) -> list[StoredEvent]: ...
+
+    def latest_snapshot(
+        self, originator_id: UUID, *, upto: int
+    ) -> StoredEvent | None: ...
+
+    def latest_snapshots(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]: ...
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]: ...
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None: ...
+
+    def write_transaction(self) -> AbstractContextManager[DbCursor]: ...
+
+    def read_transaction(self) -> AbstractContextManager[DbCursor]: ...
+
+    def tracked_position(self, cursor: DbCursor, name: str) -> int: ...
+
+    def track(self, cursor: DbCursor, name: str, position: int) -> None: ...
+
+    def set_position(self, cursor: DbCursor, name: str, position: int) -> None: ...
+
+    def advance(
+        self, cursor: DbCursor, names: Sequence[str], expected: int, position: int
+    ) -> int: ...
+
+    def notifications_after(
+        self, cursor: DbCursor, position: int, *, upto: int | None, limit: int
+    ) -> Sequence[Notification]: ...
+
+    def head_position(self, cursor: DbCursor) -> int: ...

@@ -1,0 +1,316 @@
+"""The PostgreSQL backend: eventsourcing's PostgreSQL recorder (psycopg 3 and
+its pool), with read models written inside the log's own transactions, in one
+schema per store.
+
+Writers serialise on the events table (eventsourcing takes it in EXCLUSIVE
+mode, which readers never wait for), so log positions are handed out in commit
+order and a projection applied inline never sees a later event before an
+earlier one. Tables are created under an advisory lock, so many processes may
+open a new store at once.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    Notification,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.engine import Dialect
+
+from mnemolog.domain.errors import ProjectionError
+from mnemolog.projections.projector import Projector
+from mnemolog.projections.sql import DbCursor
+
+EVENTS_TABLE = "stored_events"
+SNAPSHOTS_TABLE = "stored_snapshots"
+TRACKING_TABLE = "tracking"
+
+_PLACEHOLDER = re.compile(r"%|\?")
+
+
+@lru_cache(maxsize=1)
+def postgres_sql_dialect() -> Dialect:
+    """SQLAlchemy's PostgreSQL dialect with psycopg's named parameters."""
+    dialect: Dialect = postgresql_dialect.psycopg.dialect(paramstyle="pyformat")  # type: ignore[no-untyped-call]
+    return dialect
+
+
+@lru_cache(maxsize=512)
+def positional(statement: str) -> str:
+    """A statement written with ``?`` placeholders in psycopg's ``%s`` form."""
+    return _PLACEHOLDER.sub(lambda m: "%s" if m.group() == "?" else "%%", statement)
+
+
+def _lock_key(schema: str) -> int:
+    """The advisory lock that serialises table creation in one schema."""
+    return zlib.crc32(f"mnemolog:{schema}".encode()) - 2**31
+
+
+class PgLogRecorder(PostgresProcessRecorder):
+    """Records events, and applies the projections in the same transaction."""
+
+    projector: Projector | None = None
+    backend = "postgresql"
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        kwargs["tracking_table_name"] = TRACKING_TABLE
+        super().__init__(datastore, **kwargs)
+        self.sql_dialect = postgres_sql_dialect()
+        schema, table = datastore.schema, self.events_table_name
+        self._events = f'"{schema}"."{table}"'
+        self._snapshots = f'"{schema}"."{SNAPSHOTS_TABLE}"'
+        self._tracking = f'"{schema}"."{TRACKING_TABLE}"'
+
+    # ---- reads ---------------------------------------------------------------
+
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg.Cursor[Any]]:
+        with (
+            self.datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row) as cursor,
+        ):
+            yield cursor
+
+    def fetch_one(self, statement: str, params: Any) -> Any:
+        """The first row of a one-statement query, or None."""
+        if not isinstance(params, Mapping):
+            statement = positional(statement)
+        with self._cursor() as cursor:
+            return cursor.execute(statement, params).fetchone()
+
+    def fetch_all(self, statement: str, params: Any) -> list[Any]:
+        """Every row of a one-statement query."""
+        if not isinstance(params, Mapping):
+            statement = positional(statement)
+        with self._cursor() as cursor:
+            return cursor.execute(statement, params).fetchall()
+
+    def close_readers(self) -> None:
+        """Nothing to close: reads borrow the pool's connections."""
+
+    def select_streams(
+        self, originator_ids: Sequence[UUID], *, after: Mapping[UUID, int] | None = None
+    ) -> list[StoredEvent]:
+        """Every event of the given streams, stream by stream, oldest first; for
+        a stream in ``after``, only its events past that version."""
+        after = after or {}
+        columns = "originator_id, originator_version, topic, state"
+        rows: list[Any] = []
+        whole = [i for i in originator_ids if i not in after]
+        if whole:
+            rows += self.fetch_all(
+                f"SELECT {columns} FROM {self._events} WHERE originator_id = ANY(?) "
+                "ORDER BY originator_id, originator_version",
+                (whole,),
+            )
+        for stream, version in after.items():
+            rows += self.fetch_all(
+                f"SELECT {columns} FROM {self._events} WHERE originator_id = ? "
+                "AND originator_version > ? ORDER BY originator_version",
+                (stream, version),
+            )
+        return [_stored(row) for row in rows]
+
+    def latest_snapshot(self, originator_id: UUID, *, upto: int) -> StoredEvent | None:
+        """The newest snapshot of a stream at or before version ``upto``."""
+        row = self.fetch_one(
+            "SELECT originator_id, originator_version, topic, state "
+            f"FROM {self._snapshots} WHERE originator_id = ? "
+            "AND originator_version <= ? ORDER BY originator_version DESC LIMIT 1",
+            (originator_id, upto),
+        )
+        return None if row is None else _stored(row)
+
+    def latest_snapshots(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
+        """The newest snapshot of each given stream that has one."""
+        if not originator_ids:
+            return []
+        return [
+            _stored(row)
+            for row in self.fetch_all(
+                "SELECT DISTINCT ON (originator_id) originator_id, "
+                f"originator_version, topic, state FROM {self._snapshots} "
+                "WHERE originator_id = ANY(?) "
+                "ORDER BY originator_id, originator_version DESC",
+                (list(originator_ids),),
+            )
+        ]
+
+    # ---- writes --------------------------------------------------------------
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Inserts the events and applies the projections, in one transaction."""
+        domain_events = kwargs.pop("projected_events", None)
+        if not stored_events:
+            return []
+        rows = [
+            self.construct_pg_stored_event(
+                e.originator_id, e.originator_version, e.topic, e.state
+            )
+            for e in stored_events
+        ]
+        with (
+            self.datastore.get_connection() as connection,
+            connection.transaction(),
+            connection.cursor(row_factory=tuple_row) as cursor,
+        ):
+            for statement in self.lock_table_statements:
+                cursor.execute(statement, prepare=True)
+            cursor.execute(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
+            cursor.execute(self.insert_events_statement, (rows,), prepare=True)
+            positions = [row[0] for row in cursor.fetchall()]
+            if self.projector is not None and domain_events and positions:
+                try:
+                    self.projector.apply_inline(cursor, domain_events, positions)
+                except Exception as e:
+                    msg = f"projection failed; nothing was written: {e!r}"
+                    raise ProjectionError(msg) from e
+        return positions
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[DbCursor]:
+        """A transaction holding the writers' lock on the log."""
+        with (
+            self.datastore.get_connection() as connection,
+            connection.transaction(),
+            connection.cursor(row_factory=tuple_row) as cursor,
+        ):
+            for statement in self.lock_table_statements:
+                cursor.execute(statement, prepare=True)
+            yield cursor
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[DbCursor]:
+        """A consistent snapshot for reads."""
+        with (
+            self.datastore.get_connection() as connection,
+            connection.transaction(),
+            connection.cursor(row_factory=tuple_row) as cursor,
+        ):
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield cursor
+
+    def tracked_position(self, cursor: DbCursor, name: str) -> int:
+        cursor.execute(
+            f"SELECT notification_id FROM {self._tracking} WHERE application_name = %s",
+            (name,),
+        )
+        row = cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def track(self, cursor: DbCursor, name: str, position: int) -> None:
+        self.set_position(cursor, name, position)
+
+    def set_position(self, cursor: DbCursor, name: str, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {self._tracking} VALUES (%s, %s) "
+            "ON CONFLICT (application_name) "
+            "DO UPDATE SET notification_id = excluded.notification_id",
+            (name, position),
+        )
+
+    def advance(
+        self, cursor: DbCursor, names: Sequence[str], expected: int, position: int
+    ) -> int:
+        cursor.execute(
+            f"UPDATE {self._tracking} SET notification_id = %s "
+            "WHERE application_name = ANY(%s) AND notification_id = %s",
+            (position, list(names), expected),
+        )
+        assert isinstance(cursor, psycopg.Cursor)
+        return int(cursor.rowcount)
+
+    def notifications_after(
+        self, cursor: DbCursor, position: int, *, upto: int | None, limit: int
+    ) -> Sequence[Notification]:
+        statement = (
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            f"FROM {self._events} WHERE notification_id > %s "
+        )
+        params: list[Any] = [position]
+        if upto is not None:
+            statement += "AND notification_id <= %s "
+            params.append(upto)
+        statement += "ORDER BY notification_id LIMIT %s"
+        params.append(limit)
+        cursor.execute(statement, params)
+        return [
+            Notification(
+                id=row[0],
+                originator_id=row[1],
+                originator_version=row[2],
+                topic=row[3],
+                state=bytes(row[4]),
+            )
+            for row in cursor.fetchall()
+        ]
+
+    def head_position(self, cursor: DbCursor) -> int:
+        cursor.execute(f"SELECT MAX(notification_id) FROM {self._events}")
+        row = cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+
+def _stored(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(row[0], row[1], row[2], bytes(row[3]))
+
+
+class PgFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL factory: our recorder, the table names the
+    SQLite backend uses, the store's schema on every connection's search path,
+    and tables created once, under an advisory lock."""
+
+    application_recorder_class = PgLogRecorder
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        schema = self.datastore.schema
+        # Unqualified names in the read models' SQL resolve to the store's schema.
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict)
+        kwargs["options"] = f"-c search_path={schema}"
+        self._connect_kwargs: dict[str, Any] = kwargs
+
+    def env_create_table(self) -> bool:
+        return False  # created by _create under the lock instead
+
+    def application_recorder(self) -> ApplicationRecorder:
+        recorder = PgLogRecorder(self.datastore, events_table_name=EVENTS_TABLE)
+        self._create(recorder)
+        return recorder
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        recorder = self.aggregate_recorder_class(
+            datastore=self.datastore, events_table_name=f"stored_{purpose}"
+        )
+        self._create(recorder)
+        return recorder
+
+    def _create(self, recorder: Any) -> None:
+        """Creates the schema and the recorder's tables if missing, one
+        process at a time (CREATE ... IF NOT EXISTS races otherwise)."""
+        schema = self.datastore.schema
+        # Its own connection: the pool may have none to spare while it waits.
+        with psycopg.connect(**self._connect_kwargs, autocommit=True) as lock:
+            lock.execute("SELECT pg_advisory_lock(%s)", (_lock_key(schema),))
+            lock.execute(
+                SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(schema))
+            )
+            recorder.create_table()
