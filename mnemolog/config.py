@@ -44,6 +44,12 @@ class Settings(BaseModel):
     ann_threshold: int | None = Field(default=None, ge=1)
     """Tenants with at least this many vectors also get an approximate (HNSW)
     index for similarity search (the ``ann`` extra); None: exact search only."""
+    inline_projections: bool = True
+    """True: each write applies the read models in its own transaction, so
+    reads see it at once (the default; ``open`` also catches up). False: writes
+    only append to the log, and projection workers (``mnemolog project
+    --follow``, ``store.projections.follow()``) apply them; readers wait for a
+    position with ``store.projections.wait()``."""
     ann_expansion: int = Field(default=64, ge=1, le=4096)
     """Candidates the HNSW search explores (``ef``): higher is slower and
     closer to exact (see bench/search.py for recall)."""

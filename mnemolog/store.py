@@ -139,10 +139,13 @@ class MemoryStore:
             for projection in projections:
                 for statement in create_statements(projection.tables, dialect):
                     cursor.execute(statement)
+                recorder.ensure_tracked(cursor, projection.name)
         recorder.projector = Projector(projections, recorder, app.mapper)
         if app.vectors is not None:
             recorder.projector.after_rebuild.append(app.vectors.reset)
-        recorder.projector.catch_up()
+        recorder.project_inline = settings.inline_projections
+        if settings.inline_projections:
+            recorder.projector.catch_up()
         return cls(app, settings)
 
     # ---- lifecycle -----------------------------------------------------------
@@ -194,7 +197,7 @@ class MemoryStore:
         """Status, catch-up and rebuild of the read models."""
         projector = self._recorder.projector
         assert projector is not None
-        return Projections(projector)
+        return Projections(projector, self._recorder)
 
     # ---- writes --------------------------------------------------------------
 

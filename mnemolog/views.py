@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mnemolog.domain.errors import ValidationError
@@ -10,6 +12,7 @@ from mnemolog.models import Memory, MemoryEvent, NamespaceInfo
 from mnemolog.projections.projector import ProjectionStatus, Projector, RebuildProgress
 
 if TYPE_CHECKING:
+    from mnemolog.adapters.log import Log
     from mnemolog.store import MemoryStore
 
 
@@ -50,8 +53,9 @@ class PointInTimeView:
 class Projections:
     """The read models of a store: where each stands, catching up, rebuilding."""
 
-    def __init__(self, projector: Projector) -> None:
+    def __init__(self, projector: Projector, log: Log) -> None:
         self._projector = projector
+        self._log = log
 
     @property
     def names(self) -> list[str]:
@@ -62,9 +66,96 @@ class Projections:
         """Per projection: its log position, the log's head, and the lag."""
         return self._projector.status()
 
-    def catch_up(self) -> dict[str, int]:
-        """Applies events recorded without being projected; how many, per projection."""
-        return self._projector.catch_up()
+    def catch_up(self, names: Sequence[str] | None = None) -> dict[str, int]:
+        """Applies events recorded without being projected; how many, per
+        projection (every one, or the named ones)."""
+        return self._projector.catch_up(self._names(names))
+
+    def head(self) -> int:
+        """The position of the newest event in the log (0 if it is empty)."""
+        with self._log.read_transaction() as cursor:
+            return self._log.head_position(cursor)
+
+    def follow(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        stop: threading.Event | None = None,
+        poll_interval: float = 1.0,
+        on_pass: Callable[[dict[str, int]], None] | None = None,
+    ) -> None:
+        """Runs as a projection worker until ``stop`` is set: applies new
+        events to every projection (or the named ones) as they are recorded.
+
+        On PostgreSQL it sleeps until a write NOTIFYs the log's channel, or
+        ``poll_interval`` seconds pass; if the listening connection drops it
+        polls every ``poll_interval`` until it listens again, so no event is
+        missed for long. On SQLite it polls. Any number of workers may run:
+        each projection's position is taken under a row lock, so no event is
+        applied twice. ``on_pass`` gets the counts of each pass that applied
+        something.
+        """
+        if poll_interval <= 0:
+            raise ValidationError("poll_interval", "must be > 0 seconds")
+        wanted = self._names(names)
+        stop = stop or threading.Event()
+        listener = self._log.listener()
+        try:
+            while not stop.is_set():
+                applied = self._projector.catch_up(wanted)
+                if any(applied.values()):
+                    if on_pass is not None:
+                        on_pass(applied)
+                    continue  # more may have come meanwhile
+                listener.wait(poll_interval)
+        finally:
+            listener.close()
+
+    def wait(
+        self,
+        position: int | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        timeout: float = 10.0,
+    ) -> int:
+        """Blocks until every projection (or the named ones) has applied the
+        log up to ``position`` (default: the head of the log now); returns the
+        lowest position reached. Checks every few milliseconds, so it returns
+        soon after a worker gets there; raises TimeoutError after ``timeout``
+        seconds."""
+        wanted = set(self._names(names) or self.names)
+        target = self.head() if position is None else position
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            rows = self._log.fetch_all(
+                "SELECT application_name, notification_id FROM tracking", ()
+            )
+            positions = {name: int(at or 0) for name, at in rows}
+            reached = min(positions.get(name, 0) for name in wanted)
+            if reached >= target:
+                return reached
+            if time.monotonic() >= deadline:
+                msg = (
+                    f"read models reached position {reached}, not {target}, "
+                    f"within {timeout}s: is a projection worker running?"
+                )
+                raise TimeoutError(msg)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.005)
+
+    def _names(self, names: Sequence[str] | None) -> list[str] | None:
+        if names is None:
+            return None
+        if isinstance(names, str):
+            names = [names]
+        unknown = [name for name in names if name not in self.names]
+        if unknown:
+            known = ", ".join(self.names)
+            raise ValidationError(
+                "names", f"unknown projection(s) {', '.join(unknown)}; known: {known}"
+            )
+        return list(names)
 
     def rebuild(
         self,

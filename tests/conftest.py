@@ -112,3 +112,9 @@ def store_url(backend: str, tmp_path: Path) -> str:
 def store(store_url: str) -> Iterator[MemoryStore]:
     with mnemolog.open(store_url) as opened:
         yield opened
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def persistent_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL that outlives one open: a SQLite file, a PostgreSQL schema."""
+    return backend_url(str(request.param), tmp_path)

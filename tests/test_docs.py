@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import postgres_url
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
@@ -37,6 +39,8 @@ def test_python_examples_run(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    if "MNEMOLOG_URL" in path.read_text(encoding="utf-8"):
+        monkeypatch.setenv("MNEMOLOG_URL", postgres_url())
     namespace: dict[str, object] = {"__name__": f"docs_{path.stem}"}
     for number, block in enumerate(python_blocks(path), start=1):
         code = compile(block, f"{path.name}, python block {number}", "exec")
@@ -48,8 +52,13 @@ def test_python_examples_run(
 )
 def test_console_examples_run(path: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if "MNEMOLOG_URL" in path.read_text(encoding="utf-8"):
+        env["MNEMOLOG_URL"] = postgres_url()
     for command in console_commands(path):
-        words = shlex.split(command)
+        words = [
+            word.replace("$MNEMOLOG_URL", env.get("MNEMOLOG_URL", ""))
+            for word in shlex.split(command)
+        ]
         assert words[0] == "mnemolog", command
         done = subprocess.run(
             [sys.executable, "-m", "mnemolog", *words[1:]],

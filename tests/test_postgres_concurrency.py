@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import random
+import time
 from typing import Any
 
 import pytest
@@ -26,12 +27,12 @@ COUNTERS = 5
 INCREMENTS = 60
 
 
-def _writer(url: str, writer: int, ready: Any, results: Any) -> None:
+def _writer(url: str, writer: int, inline: bool, ready: Any, results: Any) -> None:
     rng = random.Random(writer)
     acknowledged: list[str] = []
     increments = 0
     conflicts = 0
-    with mnemolog.open(url) as store:
+    with mnemolog.open(url, inline_projections=inline) as store:
         ready.wait()
         for i in range(PUTS):
             key = f"w{writer}-{i}"
@@ -50,7 +51,9 @@ def _writer(url: str, writer: int, ready: Any, results: Any) -> None:
                             expected_version=current.version,
                         )
                     except VersionConflict:
+                        # Read again (a worker may not have applied it yet).
                         conflicts += 1
+                        time.sleep(0.001 * rng.random())
                         continue
                     increments += 1
                     break
@@ -66,26 +69,43 @@ def _writer(url: str, writer: int, ready: Any, results: Any) -> None:
     )
 
 
+def _worker(url: str, stop: Any) -> None:
+    with mnemolog.open(url) as store:
+        store.projections.follow(stop=stop, poll_interval=0.2)
+
+
 @pytest.mark.slow
-def test_four_writer_processes_lose_nothing() -> None:
+@pytest.mark.parametrize("mode", ["inline", "worker"])
+def test_four_writer_processes_lose_nothing(mode: str) -> None:
+    """Inline: each write projects itself. Worker: writers only append and
+    one worker process projects, woken by LISTEN/NOTIFY."""
     url = postgres_url()
+    inline = mode == "inline"
     with mnemolog.open(url) as store:
         for c in range(COUNTERS):
             store.put("app:counters", f"c{c}", {"n": 0})
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
+    stop = context.Event()
     results = context.Queue()
     processes = [
-        context.Process(target=_writer, args=(url, w, ready, results))
+        context.Process(target=_writer, args=(url, w, inline, ready, results))
         for w in range(WRITERS)
     ]
-    for process in processes:
+    worker = None if inline else context.Process(target=_worker, args=(url, stop))
+    for process in [*processes, *([worker] if worker else [])]:
         process.start()
     ready.set()
     reports = [json.loads(results.get(timeout=600)) for _ in processes]
     for process in processes:
         process.join(timeout=60)
         assert process.exitcode == 0
+    if worker is not None:
+        with mnemolog.open(url, inline_projections=False) as store:
+            store.projections.wait(timeout=120)
+        stop.set()
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
     print("version conflicts retried:", sum(r["conflicts"] for r in reports))
     with mnemolog.open(url) as store:
         for report in reports:

@@ -180,8 +180,8 @@ def test_similar_returns_each_memory_as_it_stands_now(
     assert not found.item.deleted
 
 
-def test_a_second_store_never_serves_an_older_version(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_a_second_store_never_serves_an_older_version(persistent_url: str) -> None:
+    url = persistent_url
     q = [1.0, 0.0, 0.0, 0.0]
     with (
         mnemolog.open(url, vector_dims=4, vector_model="m") as writer,
@@ -1412,8 +1412,8 @@ def test_rebuild_reproduces_the_same_search_results(
     assert all(len(c) == 1 for c in embedder.calls[calls:])
 
 
-def test_a_reopened_file_store_gives_the_same_results(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'search.db'}"
+def test_a_reopened_file_store_gives_the_same_results(persistent_url: str) -> None:
+    url = persistent_url
     with mnemolog.open(url, embedder=HashEmbedder()) as store:
         _fill(store)
         before = _snapshot(store)
@@ -1421,9 +1421,11 @@ def test_a_reopened_file_store_gives_the_same_results(tmp_path: Path) -> None:
         assert _snapshot(store) == before
 
 
-def test_a_second_store_on_the_same_file_sees_vector_changes(tmp_path: Path) -> None:
+def test_a_second_store_on_the_same_file_sees_vector_changes(
+    persistent_url: str,
+) -> None:
     """Like another process: the second store's index follows the log."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = persistent_url
     with (
         mnemolog.open(url, vector_dims=4, vector_model="m") as writer,
         mnemolog.open(url, vector_dims=4, vector_model="m") as reader,
@@ -1465,8 +1467,10 @@ def test_a_second_store_on_the_same_file_sees_vector_changes(tmp_path: Path) -> 
                 )
 
 
-def test_a_store_with_another_model_ignores_foreign_vectors(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'models.db'}"
+def test_a_store_with_another_model_ignores_foreign_vectors(
+    persistent_url: str,
+) -> None:
+    url = persistent_url
     with mnemolog.open(url, vector_dims=4, vector_model="m") as first:
         first.put("user:a", "k", "words", embedding=[1, 0, 0, 0])
     with mnemolog.open(url, vector_dims=4, vector_model="other") as second:

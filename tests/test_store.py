@@ -562,8 +562,8 @@ def test_async_twin_has_the_same_behaviour(store_url: str) -> None:
     asyncio.run(scenario())
 
 
-def test_reopening_a_file_store_keeps_everything(tmp_path: object) -> None:
-    url = f"sqlite:///{tmp_path}/persist.db"
+def test_reopening_a_file_store_keeps_everything(persistent_url: str) -> None:
+    url = persistent_url
     with mnemolog.open(url) as store:
         store.put("user:a", "k", b"bytes")
         store.put("user:a", "k", "v2", tags=["t"])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -139,6 +141,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = command("status", help="each projection's position, the head, the lag")
     status.set_defaults(run=_status)
+
+    project = command(
+        "project",
+        help="apply new events to the read models; with --follow, keep doing it",
+    )
+    project.add_argument("names", nargs="*", help="projections (default: all)")
+    project.add_argument(
+        "--follow", action="store_true", help="run as a worker until stopped"
+    )
+    project.add_argument(
+        "--poll-interval",
+        type=float,
+        default=1.0,
+        help="seconds between looks when no notification comes (default: 1)",
+    )
+    project.set_defaults(run=_project)
 
     migrate = command(
         "migrate",
@@ -320,6 +338,24 @@ def _status(store: MemoryStore, args: argparse.Namespace) -> list[dict[str, Any]
         {"name": s.name, "position": s.position, "head": s.head, "lag": s.lag}
         for s in store.projections.status()
     ]
+
+
+def _project(store: MemoryStore, args: argparse.Namespace) -> Any:
+    names = args.names or None
+    if not args.follow:
+        return store.projections.catch_up(names)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def report(applied: dict[str, int]) -> None:
+        print(json.dumps(applied), flush=True)
+
+    print(json.dumps({"following": names or store.projections.names}), flush=True)
+    store.projections.follow(
+        names, stop=stop, poll_interval=args.poll_interval, on_pass=report
+    )
+    return Outcome(None, 0)
 
 
 def _migrate(store: MemoryStore, args: argparse.Namespace) -> dict[str, Any]:

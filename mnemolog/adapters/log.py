@@ -15,6 +15,16 @@ from mnemolog.projections.projector import Projector
 from mnemolog.projections.sql import DbCursor
 
 
+class Listener(Protocol):
+    """Wakes a projection worker when the log may have grown."""
+
+    reconnects: int
+
+    def wait(self, timeout: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class Log(Protocol):
     """A recorder of the SQLite or the PostgreSQL backend.
 
@@ -23,6 +33,7 @@ class Log(Protocol):
     """
 
     projector: Projector | None
+    project_inline: bool
     sql_dialect: Dialect
     backend: str
 
@@ -60,11 +71,17 @@ class Log(Protocol):
 
     def read_transaction(self) -> AbstractContextManager[DbCursor]: ...
 
-    def tracked_position(self, cursor: DbCursor, name: str) -> int: ...
+    def projection_transaction(self) -> AbstractContextManager[DbCursor]: ...
+
+    def tracked_position(
+        self, cursor: DbCursor, name: str, *, for_update: bool = False
+    ) -> int: ...
 
     def track(self, cursor: DbCursor, name: str, position: int) -> None: ...
 
     def set_position(self, cursor: DbCursor, name: str, position: int) -> None: ...
+
+    def ensure_tracked(self, cursor: DbCursor, name: str) -> None: ...
 
     def advance(
         self, cursor: DbCursor, names: Sequence[str], expected: int, position: int
@@ -75,3 +92,5 @@ class Log(Protocol):
     ) -> Sequence[Notification]: ...
 
     def head_position(self, cursor: DbCursor) -> int: ...
+
+    def listener(self) -> Listener: ...

@@ -11,7 +11,9 @@ open a new store at once.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -65,6 +67,8 @@ class PgLogRecorder(PostgresProcessRecorder):
     """Records events, and applies the projections in the same transaction."""
 
     projector: Projector | None = None
+    project_inline = True
+    """False when projection workers apply new events instead of writers."""
     backend = "postgresql"
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
@@ -166,8 +170,12 @@ class PgLogRecorder(PostgresProcessRecorder):
             )
             for e in stored_events
         ]
+        # Pipelined: statements go out without waiting for each other's
+        # results; only reading a result (the positions, a projection's
+        # lookups) waits. A round trip costs more than most statements here.
         with (
             self.datastore.get_connection() as connection,
+            connection.pipeline() as pipeline,
             connection.transaction(),
             connection.cursor(row_factory=tuple_row) as cursor,
         ):
@@ -176,9 +184,16 @@ class PgLogRecorder(PostgresProcessRecorder):
             cursor.execute(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
             cursor.execute(self.insert_events_statement, (rows,), prepare=True)
             positions = [row[0] for row in cursor.fetchall()]
-            if self.projector is not None and domain_events and positions:
+            if (
+                self.projector is not None
+                and self.project_inline
+                and domain_events
+                and positions
+            ):
                 try:
                     self.projector.apply_inline(cursor, domain_events, positions)
+                    # A projection's error shows here, not as the log's own.
+                    pipeline.sync()
                 except Exception as e:
                     msg = f"projection failed; nothing was written: {e!r}"
                     raise ProjectionError(msg) from e
@@ -197,6 +212,19 @@ class PgLogRecorder(PostgresProcessRecorder):
             yield cursor
 
     @contextmanager
+    def projection_transaction(self) -> Iterator[DbCursor]:
+        """A transaction without the writers' lock: log positions are handed
+        out in commit order, so what a reader sees of the log is final up to
+        its head, and the projection's tracking row (read FOR UPDATE) keeps
+        two appliers of it apart."""
+        with (
+            self.datastore.get_connection() as connection,
+            connection.transaction(),
+            connection.cursor(row_factory=tuple_row) as cursor,
+        ):
+            yield cursor
+
+    @contextmanager
     def read_transaction(self) -> Iterator[DbCursor]:
         """A consistent snapshot for reads."""
         with (
@@ -207,9 +235,14 @@ class PgLogRecorder(PostgresProcessRecorder):
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield cursor
 
-    def tracked_position(self, cursor: DbCursor, name: str) -> int:
+    def tracked_position(
+        self, cursor: DbCursor, name: str, *, for_update: bool = False
+    ) -> int:
+        # FOR UPDATE: a worker and an inline writer never apply the same
+        # events twice; the second waits, then reads the first one's position.
         cursor.execute(
-            f"SELECT notification_id FROM {self._tracking} WHERE application_name = %s",
+            f"SELECT notification_id FROM {self._tracking} "
+            f"WHERE application_name = %s{' FOR UPDATE' if for_update else ''}",
             (name,),
         )
         row = cursor.fetchone()
@@ -226,16 +259,25 @@ class PgLogRecorder(PostgresProcessRecorder):
             (name, position),
         )
 
+    def ensure_tracked(self, cursor: DbCursor, name: str) -> None:
+        """Gives the projection a position row (at 0) if it has none, so that
+        reading it FOR UPDATE always has a row to lock."""
+        cursor.execute(
+            f"INSERT INTO {self._tracking} VALUES (%s, 0) "
+            "ON CONFLICT (application_name) DO NOTHING",
+            (name,),
+        )
+
     def advance(
         self, cursor: DbCursor, names: Sequence[str], expected: int, position: int
     ) -> int:
         cursor.execute(
             f"UPDATE {self._tracking} SET notification_id = %s "
-            "WHERE application_name = ANY(%s) AND notification_id = %s",
+            "WHERE application_name = ANY(%s) AND notification_id = %s "
+            "RETURNING 1",
             (position, list(names), expected),
         )
-        assert isinstance(cursor, psycopg.Cursor)
-        return int(cursor.rowcount)
+        return len(cursor.fetchall())  # rowcount waits for no result when pipelined
 
     def notifications_after(
         self, cursor: DbCursor, position: int, *, upto: int | None, limit: int
@@ -262,10 +304,55 @@ class PgLogRecorder(PostgresProcessRecorder):
             for row in cursor.fetchall()
         ]
 
+    def listener(self) -> LogListener:
+        """A new listener for the log's notifications."""
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict)
+        connect = {k: v for k, v in kwargs.items() if k != "row_factory"}
+        return LogListener(connect, self.channel_name)
+
     def head_position(self, cursor: DbCursor) -> int:
         cursor.execute(f"SELECT MAX(notification_id) FROM {self._events}")
         row = cursor.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
+
+
+class LogListener:
+    """Wakes a projection worker when the log grows: LISTEN on the channel
+    every write NOTIFYs. If the listening connection drops (notifications
+    sent meanwhile are lost), it says "look now" and falls back to polling
+    until it has listened again."""
+
+    def __init__(self, connect: dict[str, Any], channel: str) -> None:
+        self._connect = connect
+        self._channel = channel
+        self._connection: psycopg.Connection[Any] | None = None
+        self.reconnects = 0
+
+    def wait(self, timeout: float) -> bool:
+        """Waits up to ``timeout`` seconds; True if the log may have grown."""
+        try:
+            if self._connection is None or self._connection.closed:
+                self._connection = psycopg.connect(**self._connect, autocommit=True)
+                self._connection.execute(
+                    SQL("LISTEN {0}").format(Identifier(self._channel))
+                )
+                self.reconnects += 1
+                return True  # what was sent while nobody listened is unknown
+            for _ in self._connection.notifies(timeout=timeout, stop_after=1):
+                return True
+            return False
+        except psycopg.Error:
+            self.close()
+            time.sleep(timeout)  # polling, until listening works again
+            return True
+
+    def close(self) -> None:
+        """Closes the listening connection."""
+        if self._connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._connection.close()
+        self._connection = None
 
 
 def _stored(row: Sequence[Any]) -> StoredEvent:

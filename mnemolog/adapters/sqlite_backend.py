@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -82,6 +83,20 @@ class TunedConnectionPool(SQLiteConnectionPool):
         return SQLiteConnection(sqlite_conn=raw, max_age=self.max_age)
 
 
+class PollingListener:
+    """A listener that never hears anything: the worker looks every interval."""
+
+    reconnects = 0
+
+    def wait(self, timeout: float) -> bool:
+        """Sleeps ``timeout`` seconds; the log may have grown meanwhile."""
+        time.sleep(timeout)
+        return True
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 class LogRecorder(SQLiteProcessRecorder):
     """Records events, and applies the projections in the same transaction.
 
@@ -91,6 +106,8 @@ class LogRecorder(SQLiteProcessRecorder):
     """
 
     projector: Projector | None = None
+    project_inline = True
+    """False when projection workers apply new events instead of writers."""
     backend = "sqlite"
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
@@ -241,7 +258,12 @@ class LogRecorder(SQLiteProcessRecorder):
     ) -> Sequence[int] | None:
         domain_events = kwargs.pop("projected_events", None)
         positions = super()._insert_events(c, stored_events, **kwargs)
-        if self.projector is not None and domain_events and positions:
+        if (
+            self.projector is not None
+            and self.project_inline
+            and domain_events
+            and positions
+        ):
             try:
                 self.projector.apply_inline(c, domain_events, positions)
             except Exception as e:
@@ -264,13 +286,24 @@ class LogRecorder(SQLiteProcessRecorder):
                 raise
             connection.commit()
 
+    def listener(self) -> PollingListener:
+        """SQLite cannot notify other processes: a worker polls."""
+        return PollingListener()
+
+    def projection_transaction(self) -> AbstractContextManager[DbCursor]:
+        """SQLite has one writer at a time: the write transaction."""
+        return self.write_transaction()
+
     @contextmanager
     def read_transaction(self) -> Iterator[DbCursor]:
         """A consistent snapshot for reads."""
         with self.datastore.transaction(commit=False) as cursor:
             yield cursor
 
-    def tracked_position(self, cursor: DbCursor, name: str) -> int:
+    def tracked_position(
+        self, cursor: DbCursor, name: str, *, for_update: bool = False
+    ) -> int:
+        # One writer at a time holds the database: no row lock is needed.
         cursor.execute(self.select_max_tracking_id_statement, (name,))
         row = cursor.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
@@ -284,6 +317,14 @@ class LogRecorder(SQLiteProcessRecorder):
             "INSERT INTO tracking VALUES (?, ?) ON CONFLICT (application_name) "
             "DO UPDATE SET notification_id = excluded.notification_id",
             (name, position),
+        )
+
+    def ensure_tracked(self, cursor: DbCursor, name: str) -> None:
+        """Gives the projection a position row (at 0) if it has none."""
+        cursor.execute(
+            "INSERT INTO tracking VALUES (?, 0) ON CONFLICT (application_name) "
+            "DO NOTHING",
+            (name,),
         )
 
     def advance(

@@ -37,8 +37,15 @@ class LogAccess(Protocol):
     def read_transaction(self) -> AbstractContextManager[DbCursor]:
         """A transaction that only reads."""
 
-    def tracked_position(self, cursor: DbCursor, name: str) -> int:
-        """The last log position the named projection has applied (0 if none)."""
+    def projection_transaction(self) -> AbstractContextManager[DbCursor]:
+        """A transaction that writes read models (and positions) only: it may
+        leave writers of the log free to go on."""
+
+    def tracked_position(
+        self, cursor: DbCursor, name: str, *, for_update: bool = False
+    ) -> int:
+        """The last log position the named projection has applied (0 if none);
+        ``for_update`` holds it against other writers until the transaction ends."""
 
     def track(self, cursor: DbCursor, name: str, position: int) -> None:
         """Records the named projection's new position."""
@@ -121,7 +128,9 @@ class Projector:
         # The common case in one statement: every projection was current.
         if self.log.advance(cursor, names, first - 1, last) < len(names):
             for projection in self.projections:
-                position = self.log.tracked_position(cursor, projection.name)
+                position = self.log.tracked_position(
+                    cursor, projection.name, for_update=True
+                )
                 if position == last:
                     continue
                 if position < first - 1:
@@ -132,14 +141,21 @@ class Projector:
                 if isinstance(event, projection.topics):
                     projection.handle(cursor, event, at)
 
-    def catch_up(self, *, page_size: int = PAGE_SIZE) -> dict[str, int]:
-        """Brings every projection to the head of the log; events read by each."""
+    def catch_up(
+        self, names: Sequence[str] | None = None, *, page_size: int = PAGE_SIZE
+    ) -> dict[str, int]:
+        """Brings every projection (or the named ones) to the head of the log;
+        events read by each."""
         counts: dict[str, int] = {}
         for projection in self.projections:
+            if names is not None and projection.name not in names:
+                continue
             applied = counts[projection.name] = 0
             while True:
-                with self.log.write_transaction() as cursor:
-                    position = self.log.tracked_position(cursor, projection.name)
+                with self.log.projection_transaction() as cursor:
+                    position = self.log.tracked_position(
+                        cursor, projection.name, for_update=True
+                    )
                     done = self._replay(
                         cursor, projection, position, upto=None, limit=page_size
                     )
