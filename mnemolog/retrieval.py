@@ -94,22 +94,24 @@ class Retrieval:
         index = self._vectors.of(tenant)
         with index.lock:
             index.sync(self._recorder.fetch_all, tenant)
-            if (
-                filters.tags_any
-                or filters.tags_all
-                or filters.where
-                or (
-                    filters.updated_after is not None
-                    or filters.updated_before is not None
-                )
+            if filters.where or (
+                filters.updated_after is not None or filters.updated_before is not None
             ):
                 sql, params = search_ids_sql(filters, self._dialect)
                 ids = [row[0] for row in self._recorder.fetch_all(sql, params)]
                 mask = index.mask(memory_ids=ids)
-            elif filters.namespace_prefix is not None or filters.memory_type:
+            elif (
+                filters.namespace_prefix is not None
+                or filters.memory_type
+                or filters.tags_any
+                or filters.tags_all
+            ):
+                # Filters the index holds itself, as it stood at the sync.
                 mask = index.mask(
                     namespace_prefix=filters.namespace_prefix,
                     memory_type=filters.memory_type,
+                    tags_any=filters.tags_any,
+                    tags_all=filters.tags_all,
                 )
             else:
                 mask = None

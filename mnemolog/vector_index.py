@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from mnemolog.domain.vectors import Vector
 
 SYNC_SQL = (
     "SELECT m.id, m.namespace, m.memory_type, m.deleted, m.position, "
-    "v.model, v.vector FROM memories AS m "
+    "v.model, v.vector, m.tags FROM memories AS m "
     "LEFT JOIN memory_vectors AS v ON v.memory_id = m.id "
     "WHERE m.tenant = ? AND m.position > ? ORDER BY m.position"
 )
@@ -75,6 +76,10 @@ class TenantVectors:
         self.namespaces: dict[str, int] = {}
         self.types: dict[str, int] = {}
         self._prefix_codes: dict[str, tuple[int, npt.NDArray[np.int32]]] = {}
+        self.row_tags: dict[int, tuple[str, ...]] = {}
+        """The tags of each live row that has any."""
+        self.tag_rows: dict[str, set[int]] = {}
+        """The live rows carrying each tag."""
         self.rows: dict[str, tuple[Any, ...]] = {}
         """Current-state rows of recent hits, by id: dropped when the memory
         changes (a sync sees every change), so a search re-reads only the
@@ -94,7 +99,8 @@ class TenantVectors:
         if not rows:
             return
         cached = self.rows
-        for memory_id, namespace, memory_type, deleted, position, model, raw in rows:
+        for row in rows:
+            memory_id, namespace, memory_type, deleted, position, model, raw, tags = row
             cached.pop(memory_id, None)
             if (
                 deleted
@@ -105,7 +111,9 @@ class TenantVectors:
                 self.remove(memory_id)
             else:
                 vector = np.frombuffer(raw, dtype="<f4")
-                self.upsert(memory_id, vector, namespace, memory_type)
+                self.upsert(
+                    memory_id, vector, namespace, memory_type, orjson.loads(tags)
+                )
             self.position = max(self.position, int(position))
         if (
             self.ann is None
@@ -131,9 +139,14 @@ class TenantVectors:
         self.ann = index
 
     def upsert(
-        self, memory_id: str, vector: Vector, namespace: str, memory_type: str
+        self,
+        memory_id: str,
+        vector: Vector,
+        namespace: str,
+        memory_type: str,
+        tags: Sequence[str] = (),
     ) -> None:
-        """Puts the vector in the memory's row, or in a new one."""
+        """Puts the vector (and the memory's filters) in its row, or in a new one."""
         row = self.row_of.get(memory_id)
         if row is None:
             row = self.free.pop() if self.free else self._append_row()
@@ -148,6 +161,18 @@ class TenantVectors:
             self.ann.add(row, self.matrix[row])
         self.ns_code[row] = self._code(self.namespaces, namespace)
         self.type_code[row] = self._code(self.types, memory_type)
+        self._untag(row)
+        if tags and norm > 0:
+            self.row_tags[row] = tuple(tags)
+            for tag in tags:
+                self.tag_rows.setdefault(tag, set()).add(row)
+
+    def _untag(self, row: int) -> None:
+        for tag in self.row_tags.pop(row, ()):
+            rows = self.tag_rows[tag]
+            rows.discard(row)
+            if not rows:
+                del self.tag_rows[tag]
 
     def remove(self, memory_id: str) -> None:
         """Marks the memory's row dead and free for reuse."""
@@ -158,6 +183,7 @@ class TenantVectors:
             self.ann.remove(row)
         self.live[row] = False
         self.ids[row] = None
+        self._untag(row)
         self.free.append(row)
 
     def _append_row(self) -> int:
@@ -193,6 +219,8 @@ class TenantVectors:
         *,
         namespace_prefix: str | None = None,
         memory_type: str | None = None,
+        tags_any: Sequence[str] = (),
+        tags_all: Sequence[str] = (),
         memory_ids: Iterable[str] | None = None,
     ) -> npt.NDArray[np.bool_]:
         """Rows that are live and pass every filter given."""
@@ -206,12 +234,24 @@ class TenantVectors:
                 mask[:] = False
             else:
                 mask &= self.type_code[:n] == code
+        if tags_any:
+            mask &= self._tagged(
+                set().union(*(self.tag_rows.get(t, ()) for t in tags_any))
+            )
+        for tag in tags_all:
+            mask &= self._tagged(self.tag_rows.get(tag, set()))
         if memory_ids is not None:
             allowed = np.zeros(n, dtype=np.bool_)
             rows = [r for r in map(self.row_of.get, memory_ids) if r is not None]
             allowed[rows] = True
             mask &= allowed
         return mask
+
+    def _tagged(self, rows: set[int]) -> npt.NDArray[np.bool_]:
+        tagged = np.zeros(self.count, dtype=np.bool_)
+        if rows:
+            tagged[np.fromiter(rows, dtype=np.intp, count=len(rows))] = True
+        return tagged
 
     def _codes_within(self, prefix: str) -> npt.NDArray[np.int32]:
         """Codes of the namespaces at or under ``prefix`` (whole segments)."""

@@ -180,6 +180,42 @@ def test_similar_returns_each_memory_as_it_stands_now(
     assert not found.item.deleted
 
 
+def test_tag_filters_follow_every_change_of_tags(
+    vstore: MemoryStore, persistent_url: str
+) -> None:
+    q = [1.0, 0.0, 0.0, 0.0]
+    vstore.put("user:a", "k", "v", embedding=q, tags=["red", "blue"])
+    vstore.put("user:a", "o", "v", embedding=[0.9, 0.1, 0, 0], tags=["blue"])
+
+    def found(**tags: list[str]) -> set[str]:
+        return key_set(vstore.similar(q, k=5, **tags))
+
+    assert found(tags_any=["red"]) == {"k"}
+    assert found(tags_all=["red", "blue"]) == {"k"}
+    assert found(tags_any=["red", "blue"]) == {"k", "o"}
+    assert found(tags_all=["blue", "green"]) == set()
+    vstore.update("user:a", "k", tags=["green"])
+    assert found(tags_any=["red"]) == set()
+    assert found(tags_any=["blue"]) == {"o"}
+    assert key_set(vstore.similar(q, tags_any=["green"], namespace_prefix="user")) == {
+        "k"
+    }
+    vstore.delete("user:a", "k")
+    assert found(tags_any=["green"]) == set()
+    vstore.restore("user:a", "k")
+    assert found(tags_all=["green"]) == {"k"}
+    vstore.update("user:a", "k", tags=[])
+    assert found(tags_any=["green", "red", "blue"]) == {"o"}
+    # Another store on the same log sees the same, through its own index.
+    with mnemolog.open(persistent_url, vector_dims=4, vector_model="m") as one:
+        one.put("user:a", "t", "v", embedding=q, tags=["x"])
+        with mnemolog.open(persistent_url, vector_dims=4, vector_model="m") as two:
+            assert key_set(two.similar(q, tags_any=["x"])) == {"t"}
+            one.update("user:a", "t", tags=["y"])
+            assert key_set(two.similar(q, tags_any=["x"])) == set()
+            assert key_set(two.similar(q, tags_all=["y"])) == {"t"}
+
+
 def test_a_second_store_never_serves_an_older_version(persistent_url: str) -> None:
     url = persistent_url
     q = [1.0, 0.0, 0.0, 0.0]
