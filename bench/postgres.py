@@ -47,8 +47,10 @@ def drop_schemas(base: str) -> None:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def _writer(url: str, writer: int, count: int, ready: Any, done: Any) -> None:
-    with mnemolog.open(url) as store:
+def _writer(
+    url: str, writer: int, count: int, inline: bool, ready: Any, done: Any
+) -> None:
+    with mnemolog.open(url, inline_projections=inline) as store:
         store.put(f"user:w{writer}", "warm", 0)
         ready.wait()
         start = time.perf_counter()
@@ -57,14 +59,38 @@ def _writer(url: str, writer: int, count: int, ready: Any, done: Any) -> None:
         done.put(time.perf_counter() - start)
 
 
-def writers(url: str, processes: int, count: int) -> float:
+def _follower(url: str, stop: Any) -> None:
+    with mnemolog.open(url) as store:
+        store.projections.follow(stop=stop, poll_interval=0.5)
+
+
+class Follower:
+    """A projection worker process, for writers that do not project."""
+
+    def __init__(self, url: str, inline: bool) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.stop = context.Event()
+        self.process = (
+            None if inline else context.Process(target=_follower, args=(url, self.stop))
+        )
+        if self.process is not None:
+            self.process.start()
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.stop.set()
+            self.process.join()
+
+
+def writers(url: str, inline: bool, processes: int, count: int) -> float:
     """Total puts/s of ``processes`` writers putting ``count`` each."""
     with mnemolog.open(url):
         pass  # create the tables before the race
+    follower = Follower(url, inline)
     context = multiprocessing.get_context("spawn")
     ready, done = context.Event(), context.Queue()
     workers = [
-        context.Process(target=_writer, args=(url, w, count, ready, done))
+        context.Process(target=_writer, args=(url, w, count, inline, ready, done))
         for w in range(processes)
     ]
     for worker in workers:
@@ -77,6 +103,7 @@ def writers(url: str, processes: int, count: int) -> float:
     elapsed = time.perf_counter() - start
     for worker in workers:
         worker.join()
+    follower.close()
     return processes * count / elapsed
 
 
@@ -91,11 +118,14 @@ def _reader(url: str, count: int, ready: Any, seen: Any) -> None:
         seen.put(times)
 
 
-def lag(url: str, count: int) -> tuple[float, float]:
+def lag(url: str, inline: bool, count: int) -> tuple[float, float]:
     """p50 and p99 (ms) from a put returning to another process seeing it."""
     context = multiprocessing.get_context("spawn")
     ready, seen = context.Event(), context.Queue()
-    with mnemolog.open(url) as store:
+    with mnemolog.open(url):
+        pass
+    follower = Follower(url, inline)
+    with mnemolog.open(url, inline_projections=inline) as store:
         reader = context.Process(target=_reader, args=(url, count, ready, seen))
         reader.start()
         ready.wait(60)
@@ -106,6 +136,7 @@ def lag(url: str, count: int) -> tuple[float, float]:
             time.sleep(0.002)
         times = seen.get(timeout=120)
         reader.join()
+    follower.close()
     lags = sorted(max(0.0, s - r) * 1e3 for s, r in zip(times, returned, strict=True))
     return statistics.median(lags), lags[min(len(lags) - 1, int(len(lags) * 0.99))]
 
@@ -117,26 +148,28 @@ def main() -> None:
     args = parser.parse_args()
     count = 300 if args.quick else 1500
     base = args.url
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, ...]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             stores = {
-                "postgresql": lambda: fresh(base),
-                "sqlite full": lambda: f"sqlite:///{tmp}/{uuid4().hex}.db",
-                "sqlite normal": lambda: (
-                    f"sqlite:///{tmp}/{uuid4().hex}.db?synchronous=normal"
+                "postgresql": (lambda: fresh(base), True),
+                "postgresql, worker": (lambda: fresh(base), False),
+                "sqlite full": (lambda: f"sqlite:///{tmp}/{uuid4().hex}.db", True),
+                "sqlite normal": (
+                    lambda: f"sqlite:///{tmp}/{uuid4().hex}.db?synchronous=normal",
+                    True,
                 ),
             }
             for processes in (1, 2, 4):
                 row = [f"puts/s, {processes} writer process(es)"]
-                for make in stores.values():
-                    row.append(f"{writers(make(), processes, count):,.0f}")
-                rows.append((row[0], row[1], row[2], row[3]))
+                for make, inline in stores.values():
+                    row.append(f"{writers(make(), inline, processes, count):,.0f}")
+                rows.append(tuple(row))
             row = ["lag put -> visible in another process, p50 / p99 ms"]
-            for make in stores.values():
-                p50, p99 = lag(make(), 200 if args.quick else 1000)
+            for make, inline in stores.values():
+                p50, p99 = lag(make(), inline, 200 if args.quick else 1000)
                 row.append(f"{p50:.2f} / {p99:.2f}")
-            rows.append((row[0], row[1], row[2], row[3]))
+            rows.append(tuple(row))
             from core import bench_store
 
             n = 1000 if args.quick else 5000
@@ -153,14 +186,16 @@ def main() -> None:
                         f"{result['name']} (ops/s, p50 us)",
                         *(
                             f"{core[name][i]['rate']:,.0f}, {core[name][i]['p50']:,.0f}"
-                            for name in ("postgresql", "sqlite full", "sqlite normal")
+                            if name in core
+                            else "-"
+                            for name in stores
                         ),
-                    )  # type: ignore[arg-type]
+                    )
                 )
     finally:
         drop_schemas(base)
-    widths = [56, 22, 22, 22]
-    header = ("", "postgresql", "sqlite full", "sqlite normal")
+    widths = [56, 20, 20, 20, 20]
+    header = ("", *stores)
     for row in (header, *rows):
         print("".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 

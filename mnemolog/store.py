@@ -135,11 +135,14 @@ class MemoryStore:
                 ann_threshold=settings.ann_threshold,
                 ann_expansion=settings.ann_expansion,
             )
-        with recorder.write_transaction() as cursor:
-            for projection in projections:
-                for statement in create_statements(projection.tables, dialect):
-                    cursor.execute(statement)
-                recorder.ensure_tracked(cursor, projection.name)
+        recorder.create_read_models(
+            [
+                statement
+                for projection in projections
+                for statement in create_statements(projection.tables, dialect)
+            ],
+            [projection.name for projection in projections],
+        )
         recorder.projector = Projector(projections, recorder, app.mapper)
         if app.vectors is not None:
             recorder.projector.after_rebuild.append(app.vectors.reset)

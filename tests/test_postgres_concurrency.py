@@ -165,3 +165,40 @@ def test_many_processes_may_open_a_new_store_at_once() -> None:
             f"p{n}" for n in range(6)
         }
         assert store.verify().ok
+
+
+def test_opening_a_current_store_creates_and_locks_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tables are created once per version of them: later starts run no DDL
+    and never take the writers' lock, so starting a worker never stalls writers."""
+    import psycopg
+
+    url = postgres_url()
+    with mnemolog.open(url) as store:
+        store.put("app:x", "k", 1)
+    statements: list[str] = []
+    execute = psycopg.Cursor.execute
+    connection_execute = psycopg.Connection.execute
+
+    def spy(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(
+            str(query.as_string(None) if hasattr(query, "as_string") else query)
+        )
+        return execute(self, query, *args, **kwargs)
+
+    def connection_spy(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(
+            str(query.as_string(None) if hasattr(query, "as_string") else query)
+        )
+        return connection_execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", spy)
+    monkeypatch.setattr(psycopg.Connection, "execute", connection_spy)
+    with mnemolog.open(url) as store:
+        assert store.get("app:x", "k").value == 1  # type: ignore[union-attr]
+    assert statements  # the spy saw the open's statements
+    for statement in statements:
+        words = statement.split()
+        assert words[0].upper() not in {"CREATE", "ALTER", "DO", "LOCK"}, statement
+        assert "LOCK TABLE" not in statement.upper(), statement

@@ -12,6 +12,7 @@ open a new store at once.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import time
 import zlib
@@ -26,6 +27,7 @@ from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
     Notification,
+    ProgrammingError,
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
@@ -304,6 +306,42 @@ class PgLogRecorder(PostgresProcessRecorder):
             for row in cursor.fetchall()
         ]
 
+    def create_read_models(
+        self, statements: Sequence[str], names: Sequence[str]
+    ) -> None:
+        """Creates missing read-model tables and position rows, once per
+        version of them: a fingerprint of the statements is kept in
+        ``schema_version``, and a process that finds its own there does
+        nothing (no lock, no DDL). Otherwise it creates them under the
+        writers' lock and an advisory lock, so racing starts never fail."""
+        fingerprint = hashlib.sha256(
+            "\n".join([*statements, *names]).encode()
+        ).hexdigest()
+        try:
+            row = self.fetch_one("SELECT fingerprint FROM schema_version", ())
+        except ProgrammingError:  # no such table yet
+            row = None
+        if row is not None and row[0] == fingerprint:
+            return
+        with self.write_transaction() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s)",
+                (_lock_key(self.datastore.schema),),
+            )
+            cursor.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL)"
+            )
+            for statement in statements:
+                cursor.execute(statement)
+            for name in names:
+                self.ensure_tracked(cursor, name)
+            cursor.execute(
+                "INSERT INTO schema_version VALUES (1, %s) ON CONFLICT (id) "
+                "DO UPDATE SET fingerprint = excluded.fingerprint",
+                (fingerprint,),
+            )
+
     def listener(self) -> LogListener:
         """A new listener for the log's notifications."""
         kwargs = self.datastore.pool.kwargs
@@ -394,6 +432,15 @@ class PgFactory(PostgresFactory):
         """Creates the schema and the recorder's tables if missing, one
         process at a time (CREATE ... IF NOT EXISTS races otherwise)."""
         schema = self.datastore.schema
+        with self.datastore.get_connection() as connection:
+            found = connection.execute(
+                "SELECT 1 FROM information_schema.tables "
+                "WHERE table_schema = %s AND table_name = %s",
+                (schema, recorder.events_table_name),
+            ).fetchone()
+        if found is not None:
+            recorder.datastore.register_type_adapters()
+            return
         # Its own connection: the pool may have none to spare while it waits.
         with psycopg.connect(**self._connect_kwargs, autocommit=True) as lock:
             lock.execute("SELECT pg_advisory_lock(%s)", (_lock_key(schema),))

@@ -286,6 +286,17 @@ class LogRecorder(SQLiteProcessRecorder):
                 raise
             connection.commit()
 
+    def create_read_models(
+        self, statements: Sequence[str], names: Sequence[str]
+    ) -> None:
+        """Creates missing read-model tables, and a position row for each
+        projection (cheap on one file: done at every open)."""
+        with self.write_transaction() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+            for name in names:
+                self.ensure_tracked(cursor, name)
+
     def listener(self) -> PollingListener:
         """SQLite cannot notify other processes: a worker polls."""
         return PollingListener()
