@@ -118,15 +118,17 @@ class Retrieval:
             hits = index.top(vector, k, mask=mask, min_score=min_score)
             # Rows read under the lock: no sync can slip between the read and
             # the caching, so a cached row is never older than the index.
-            rows = index.rows
-            missing = [hit.memory_id for hit in hits if hit.memory_id not in rows]
-            if missing:
-                index.keep_rows(self._rows(missing))
+            cached = index.rows
+            missing = [hit.memory_id for hit in hits if hit.memory_id not in cached]
+            fetched = {row[0]: row for row in self._rows(missing)} if missing else {}
             found = {
-                hit.memory_id: rows[hit.memory_id]
+                hit.memory_id: row
                 for hit in hits
-                if hit.memory_id in rows
+                if (row := cached.get(hit.memory_id) or fetched.get(hit.memory_id))
+                is not None
             }
+            if fetched:
+                index.keep_rows(fetched.values())  # may evict: found is built
         return [
             scored(Memory.from_row(row), hit.score)
             for hit in hits

@@ -29,8 +29,14 @@ SYNC_SQL = (
     "SELECT m.id, m.namespace, m.memory_type, m.deleted, m.position, "
     "v.model, v.vector, m.tags FROM memories AS m "
     "LEFT JOIN memory_vectors AS v ON v.memory_id = m.id "
-    "WHERE m.tenant = ? AND m.position > ? ORDER BY m.position"
+    "WHERE m.tenant = ? AND m.position > ? AND m.position <= "
+    "(SELECT notification_id FROM tracking WHERE application_name = 'vectors') "
+    "ORDER BY m.position"
 )
+"""The current-state rows changed since a position, with their vectors; only
+up to the vectors projection's own position, so that where projection workers
+apply the two read models in separate transactions, a memory is never taken
+before its vector row has caught up with it (it is taken at a later sync)."""
 
 ROW_CACHE = 4096
 """Rows of recent hits kept per tenant (a row is a few hundred bytes)."""

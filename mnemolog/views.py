@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from eventsourcing.persistence import InterfaceError, OperationalError
+
 from mnemolog.domain.errors import ValidationError
 from mnemolog.models import Memory, MemoryEvent, NamespaceInfo
 from mnemolog.projections.projector import ProjectionStatus, Projector, RebuildProgress
@@ -83,6 +85,7 @@ class Projections:
         stop: threading.Event | None = None,
         poll_interval: float = 1.0,
         on_pass: Callable[[dict[str, int]], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         """Runs as a projection worker until ``stop`` is set: applies new
         events to every projection (or the named ones) as they are recorded.
@@ -93,7 +96,9 @@ class Projections:
         missed for long. On SQLite it polls. Any number of workers may run:
         each projection's position is taken under a row lock, so no event is
         applied twice. ``on_pass`` gets the counts of each pass that applied
-        something.
+        something. Lost connections and other operational errors of the
+        database do not stop it: it reports them to ``on_error``, waits
+        ``poll_interval`` and goes on from the recorded positions.
         """
         if poll_interval <= 0:
             raise ValidationError("poll_interval", "must be > 0 seconds")
@@ -102,7 +107,16 @@ class Projections:
         listener = self._log.listener()
         try:
             while not stop.is_set():
-                applied = self._projector.catch_up(wanted)
+                try:
+                    applied = self._projector.catch_up(wanted)
+                except (OperationalError, InterfaceError) as e:
+                    # A dropped connection, a restart, a failover, a deadlock
+                    # with a rebuild: nothing was half-applied (each page is
+                    # one transaction). Wait, then carry on from the positions.
+                    if on_error is not None:
+                        on_error(e)
+                    stop.wait(poll_interval)
+                    continue
                 if any(applied.values()):
                     if on_pass is not None:
                         on_pass(applied)

@@ -216,6 +216,19 @@ def test_tag_filters_follow_every_change_of_tags(
             assert key_set(two.similar(q, tags_all=["y"])) == {"t"}
 
 
+def test_a_full_row_cache_never_costs_a_result(
+    vstore: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mnemolog.vector_index
+
+    monkeypatch.setattr(mnemolog.vector_index, "ROW_CACHE", 3)
+    for i in range(8):
+        vstore.put("user:a", f"k{i}", f"v{i}", embedding=[1.0, i / 8, 0.0, 0.0])
+    q = [1.0, 0.0, 0.0, 0.0]
+    for k in (4, 5, 8, 2, 8):
+        assert len(vstore.similar(q, k=k)) == k
+
+
 def test_a_second_store_never_serves_an_older_version(persistent_url: str) -> None:
     url = persistent_url
     q = [1.0, 0.0, 0.0, 0.0]

@@ -129,7 +129,7 @@ def test_two_workers_never_apply_an_event_twice(
     assert report.ok, report.problems
 
 
-def test_wait_returns_within_milliseconds_of_the_worker(
+def test_wait_returns_once_the_worker_has_applied_the_position(
     worker_stores: tuple[MemoryStore, MemoryStore],
 ) -> None:
     writer, worker_store = worker_stores
@@ -144,9 +144,9 @@ def test_wait_returns_within_milliseconds_of_the_worker(
             assert writer.get("user:a", f"k{i}") is not None
     finally:
         worker.close()
-    # Behaviour, not speed: every wait ended with the event applied, and the
-    # waits stayed well under the 10 s timeout.
-    assert max(delays) < 10
+    # Every wait ended with the event applied (its speed is measured by
+    # bench/postgres.py, not here).
+    assert len(delays) == 20
 
 
 def test_the_worker_listens_again_after_its_connection_drops() -> None:
@@ -225,3 +225,60 @@ def test_the_project_command_follows_until_stopped(persistent_url: str) -> None:
             out, err = process.communicate(timeout=30)
         assert process.returncode == 0, err
         assert out.splitlines()[0].startswith('{"following"')
+
+
+def test_vector_search_never_runs_ahead_of_the_vectors(persistent_url: str) -> None:
+    """Workers apply read models one after another: a search in between must
+    not take a memory whose vector row is not there yet, and must find it
+    once it is."""
+    with (
+        mnemolog.open(
+            persistent_url, inline_projections=False, vector_dims=3
+        ) as writer,
+        mnemolog.open(persistent_url, vector_dims=3) as worker,
+    ):
+        writer.put("user:a", "k", "hello", embedding=[1.0, 0.0, 0.0])
+        worker.projections.catch_up(["current_state"])
+        assert writer.similar([1.0, 0.0, 0.0]) == []  # its vector is not in yet
+        worker.projections.catch_up()
+        assert [r.item.key for r in writer.similar([1.0, 0.0, 0.0])] == ["k"]
+        writer.update("user:a", "k", "hello", embedding=[0.0, 1.0, 0.0])
+        worker.projections.catch_up(["current_state"])
+        writer.similar([0.0, 1.0, 0.0])
+        worker.projections.catch_up()
+        (found,) = writer.similar([0.0, 1.0, 0.0])
+        assert found.score == pytest.approx(1.0)
+
+
+def test_rebuilds_beside_a_worker_and_writers_fail_nothing(persistent_url: str) -> None:
+    with (
+        mnemolog.open(persistent_url, inline_projections=False) as writer,
+        mnemolog.open(persistent_url) as worker_store,
+        mnemolog.open(persistent_url) as admin,
+    ):
+        errors: list[Exception] = []
+        worker = Worker(worker_store, poll_interval=0.01, on_error=errors.append)
+        stop = threading.Event()
+        written: list[int] = []
+
+        def write() -> None:
+            i = 0
+            while not stop.is_set():
+                writer.put(f"user:u{i % 5}", f"k{i}", i)
+                written.append(i)
+                i += 1
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        try:
+            for name in ("current_state", "namespaces", None):
+                admin.projections.rebuild(name)
+        finally:
+            stop.set()
+            thread.join()
+            writer.projections.wait(timeout=30)
+            worker.close()
+        assert errors == []
+        assert len(writer.search(namespace_prefix="user", limit=10_000)) == len(written)
+        report = admin.verify()
+        assert report.ok, report.problems

@@ -352,8 +352,16 @@ def _project(store: MemoryStore, args: argparse.Namespace) -> Any:
         print(json.dumps(applied), flush=True)
 
     print(json.dumps({"following": names or store.projections.names}), flush=True)
+
+    def complain(error: Exception) -> None:
+        print(f"error (retrying): {error}", file=sys.stderr, flush=True)
+
     store.projections.follow(
-        names, stop=stop, poll_interval=args.poll_interval, on_pass=report
+        names,
+        stop=stop,
+        poll_interval=args.poll_interval,
+        on_pass=report,
+        on_error=complain,
     )
     return Outcome(None, 0)
 

@@ -26,7 +26,9 @@ import psycopg
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
+    InterfaceError,
     Notification,
+    OperationalError,
     ProgrammingError,
     StoredEvent,
 )
@@ -45,6 +47,9 @@ SNAPSHOTS_TABLE = "stored_snapshots"
 TRACKING_TABLE = "tracking"
 
 _PLACEHOLDER = re.compile(r"%|\?")
+READ_ATTEMPTS = 3
+"""Tries of a read whose connection failed (a write is never retried: its
+commit may have happened)."""
 
 
 @lru_cache(maxsize=1)
@@ -78,6 +83,9 @@ class PgLogRecorder(PostgresProcessRecorder):
         super().__init__(datastore, **kwargs)
         self.sql_dialect = postgres_sql_dialect()
         schema, table = datastore.schema, self.events_table_name
+        # Channels are database-wide: one per store, so a worker wakes only
+        # for writes to its own store.
+        self.channel_name = f"mnemolog_{schema}"
         self._events = f'"{schema}"."{table}"'
         self._snapshots = f'"{schema}"."{SNAPSHOTS_TABLE}"'
         self._tracking = f'"{schema}"."{TRACKING_TABLE}"'
@@ -94,17 +102,30 @@ class PgLogRecorder(PostgresProcessRecorder):
 
     def fetch_one(self, statement: str, params: Any) -> Any:
         """The first row of a one-statement query, or None."""
-        if not isinstance(params, Mapping):
-            statement = positional(statement)
-        with self._cursor() as cursor:
-            return cursor.execute(statement, params).fetchone()
+        rows = self._read(statement, params, one=True)
+        return rows[0] if rows else None
 
     def fetch_all(self, statement: str, params: Any) -> list[Any]:
         """Every row of a one-statement query."""
+        return self._read(statement, params, one=False)
+
+    def _read(self, statement: str, params: Any, *, one: bool) -> list[Any]:
+        # A read is safe to try again: a pooled connection that the server
+        # dropped (a restart, a failover) fails once, and is discarded.
         if not isinstance(params, Mapping):
             statement = positional(statement)
-        with self._cursor() as cursor:
-            return cursor.execute(statement, params).fetchall()
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                with self._cursor() as cursor:
+                    cursor.execute(statement, params)
+                    if one:
+                        row = cursor.fetchone()
+                        return [] if row is None else [row]
+                    return cursor.fetchall()
+            except (OperationalError, InterfaceError):
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError  # pragma: no cover - the loop returns or raises
 
     def close_readers(self) -> None:
         """Nothing to close: reads borrow the pool's connections."""
@@ -371,15 +392,22 @@ class LogListener:
         """Waits up to ``timeout`` seconds; True if the log may have grown."""
         try:
             if self._connection is None or self._connection.closed:
-                self._connection = psycopg.connect(**self._connect, autocommit=True)
+                self._connection = psycopg.connect(
+                    **self._connect, autocommit=True, connect_timeout=10
+                )
                 self._connection.execute(
                     SQL("LISTEN {0}").format(Identifier(self._channel))
                 )
                 self.reconnects += 1
                 return True  # what was sent while nobody listened is unknown
-            for _ in self._connection.notifies(timeout=timeout, stop_after=1):
-                return True
-            return False
+            # Consumed whole: the generator holds the connection's lock until
+            # it finishes (after one notification, or the timeout).
+            heard = bool(list(self._connection.notifies(timeout=timeout, stop_after=1)))
+            if heard:
+                # One pass serves a burst: drop what else is queued already.
+                for _ in self._connection.notifies(timeout=0):
+                    pass
+            return heard
         except psycopg.Error:
             self.close()
             time.sleep(timeout)  # polling, until listening works again
@@ -411,6 +439,8 @@ class PgFactory(PostgresFactory):
         kwargs = self.datastore.pool.kwargs
         assert isinstance(kwargs, dict)
         kwargs["options"] = f"-c search_path={schema}"
+        # So that pg_stat_activity tells which store a connection serves.
+        kwargs["application_name"] = f"mnemolog/{schema}"
         self._connect_kwargs: dict[str, Any] = kwargs
 
     def env_create_table(self) -> bool:

@@ -246,6 +246,9 @@ class Projector:
                 if read < PAGE_SIZE:
                     break
             with self.log.write_transaction() as cursor:
+                # The live projection's position first, as a worker takes it
+                # before touching the live tables: the same order, no deadlock.
+                self.log.tracked_position(cursor, live.name, for_update=True)
                 while True:  # what was written meanwhile, under the write lock
                     read, position = self._replay_page(cursor, shadow, position)
                     if read < PAGE_SIZE:

@@ -112,7 +112,7 @@ TS_CONFIG = "mnemolog_text"
 lower-cased and stemmed by the English Snowball stemmer, no stop words (so
 that, as with SQLite, every word can be searched)."""
 
-MAX_TS_TEXT = 500_000
+MAX_TS_TEXT = 100_000
 """Characters of a value that PostgreSQL indexes (a tsvector holds at most
 1 MB); SQLite indexes the whole text."""
 
