@@ -5,6 +5,7 @@ on it through the backend fixture like on every other backend.)"""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -133,3 +134,48 @@ def test_a_worker_survives_connections_the_server_dropped() -> None:
             assert len(writer.search(namespace_prefix="user:a")) == 21
         finally:
             worker.close()
+
+
+@pytest.fixture
+def linguistic_database() -> Iterator[str]:
+    """A database whose default collation is English (ICU), where 'a' sorts
+    before 'B' and punctuation barely counts: stores must not depend on it."""
+    postgres_url()  # skips or fails as every PostgreSQL test does
+    name = "mnemolog_test_icu"
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(
+            f'CREATE DATABASE "{name}" TEMPLATE template0 '
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        )
+    base = POSTGRES.rsplit("/", 1)[0]
+    try:
+        with psycopg.connect(f"{base}/{name}") as check:
+            assert check.execute("SELECT 'a' < 'B'").fetchone() == (True,)
+        yield f"{base}/{name}?schema=store"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_strings_compare_by_bytes_whatever_the_database_locale(
+    linguistic_database: str,
+) -> None:
+    with mnemolog.open(linguistic_database) as store:
+        for key in ("a", "B", "_z", "a-b", "a.b", "ab"):
+            store.put("user:x", key, key, metadata={"s": key})
+        store.put("user:x.y", "k", 1)
+        store.put("user:x-y", "k", 1)
+        store.put("user:x:y", "k", 1)
+        keys = ["a", "B", "_z", "a-b", "a.b", "ab"]
+        found = store.search(namespace_prefix="user:x", order_by="key", limit=100)
+        assert [m.key for m in found if m.namespace == "user:x"] == sorted(keys)
+        assert {m.namespace for m in found} == {"user:x", "user:x:y"}
+        assert {m.key for m in store.search(where={"s": {"$lt": "a"}})} == {
+            k for k in keys if k < "a"
+        }
+        assert {n.namespace for n in store.list_namespaces(prefix="user:x")} == {
+            "user:x",
+            "user:x:y",
+        }
+        assert store.verify().ok

@@ -583,6 +583,50 @@ def test_metadata_keys_with_dots_are_refused(store: MemoryStore) -> None:
     assert store.get("user:a", "k") is None
 
 
+def test_strings_compare_and_sort_by_their_bytes_on_every_backend(
+    store: MemoryStore,
+) -> None:
+    """Whatever the database's locale: 'B' sorts before 'a', punctuation
+    counts, and namespace prefixes match whole segments only."""
+    for key in ("a", "B", "_z", "a-b", "a.b", "ab"):
+        store.put("user:x", key, key)
+    assert [m.key for m in store.search(order_by="key")] == sorted(
+        ["a", "B", "_z", "a-b", "a.b", "ab"]
+    )
+    store.put("user:x.y", "k", 1)
+    store.put("user:x-y", "k", 1)
+    store.put("user:x:y", "k", 1)
+    assert {m.namespace for m in store.search(namespace_prefix="user:x")} == {
+        "user:x",
+        "user:x:y",
+    }
+    store.put("user:m", "k1", 1, metadata={"s": "a"})
+    store.put("user:m", "k2", 1, metadata={"s": "B"})
+    store.put("user:m", "k3", 1, metadata={"s": "b"})
+    assert keys(store.search(where={"s": {"$gt": "B"}})) == {"k1", "k3"}
+    assert keys(store.search(where={"s": {"$lt": "a"}})) == {"k2"}
+
+
+def test_metadata_strings_and_keys_with_nul_and_control_characters(
+    store: MemoryStore,
+) -> None:
+    """Any JSON string is metadata: NUL (which PostgreSQL text cannot hold)
+    and other control characters are stored, read back and compared exactly."""
+    odd = ["a\x00b", "a\x01b", "a\x00", "a", "a\x01", "a\x02", "\x00"]
+    for i, text in enumerate(odd):
+        store.put("user:a", f"k{i}", i, metadata={"s": text, "n\x00ul": text})
+    for i, text in enumerate(odd):
+        memory = store.get("user:a", f"k{i}")
+        assert memory is not None
+        assert memory.metadata == {"s": text, "n\x00ul": text}
+        assert keys(store.search(where={"s": text})) == {f"k{i}"}
+        assert keys(store.search(where={"n\x00ul": text})) == {f"k{i}"}
+    for pivot in odd:
+        expected = {f"k{i}" for i, text in enumerate(odd) if text > pivot}
+        assert keys(store.search(where={"s": {"$gt": pivot}})) == expected, pivot
+    assert store.verify().ok
+
+
 def test_where_on_large_integers_is_exact(store: MemoryStore) -> None:
     store.put("user:a", "low", 1, metadata={"n": 2**53})
     store.put("user:a", "high", 1, metadata={"n": 2**53 + 1})

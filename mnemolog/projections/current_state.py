@@ -201,6 +201,20 @@ def exact_number(number: float | None, dialect: Dialect) -> Any:
     return number
 
 
+def exact_text(text: str | None, dialect: Dialect) -> str | None:
+    """A caller's string as the dialect stores it for comparisons: PostgreSQL
+    text cannot hold NUL, so on it NUL becomes \\x01\\x01 and \\x01 becomes
+    \\x01\\x02 (one to one, and in the same byte order, so equality and
+    ranges compare as they would on the original)."""
+    if (
+        text is None
+        or dialect.name != "postgresql"
+        or ("\x00" not in text and "\x01" not in text)
+    ):
+        return text
+    return text.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
+
+
 def typed_cell(value: JSON) -> tuple[str, int | float | None, str | None]:
     """How one metadata value is stored for comparison."""
     if value is None:
@@ -367,11 +381,11 @@ class CurrentStateProjection(Projection):
                 [
                     {
                         "memory_id": memory_id,
-                        "path": path,
+                        "path": exact_text(path, self.dialect),
                         "tenant": tenant,
                         "vtype": vtype,
                         "vnum": exact_number(vnum, self.dialect),
-                        "vtext": vtext,
+                        "vtext": exact_text(vtext, self.dialect),
                     }
                     for path, vtype, vnum, vtext in rows
                 ],
@@ -453,7 +467,7 @@ def _shape(query: SearchQuery, dialect: Dialect) -> tuple[Shape, dict[str, Any]]
         params[f"all{i}"] = tag
         shape.append(("tag_all", i))
     for i, condition in enumerate(query.where):
-        params[f"path{i}"] = condition.path
+        params[f"path{i}"] = exact_text(condition.path, dialect)
         operands = condition.operand if condition.op == "$in" else (condition.operand,)
         kinds = []
         for j, operand in enumerate(operands):
@@ -463,7 +477,7 @@ def _shape(query: SearchQuery, dialect: Dialect) -> tuple[Shape, dict[str, Any]]
             vtype, vnum, vtext = typed_cell(operand)
             kinds.append(vtype)
             params[f"num{i}_{j}"] = exact_number(vnum, dialect)
-            params[f"text{i}_{j}"] = vtext
+            params[f"text{i}_{j}"] = exact_text(vtext, dialect)
         shape.append(("meta", i, condition.op, tuple(kinds), condition.operand is True))
     return tuple(shape), params
 

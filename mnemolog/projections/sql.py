@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from sqlalchemy import MetaData, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable, Index, Table
 from sqlalchemy.sql import ClauseElement
@@ -36,6 +37,7 @@ def create_statements(tables: Sequence[Table], dialect: Dialect) -> list[str]:
     """CREATE TABLE and CREATE INDEX statements, all IF NOT EXISTS."""
     statements = []
     for table in tables:
+        table = _bytewise(table, dialect)
         prepare = table.info.get("prepare")  # what the table needs first
         if prepare is not None:
             statements.extend(prepare(dialect))
@@ -61,6 +63,21 @@ def compile_query(
         dialect=dialect, compile_kwargs={"render_postcompile": True}
     )
     return str(compiled), compiled.params
+
+
+def _bytewise(table: Table, dialect: Dialect) -> Table:
+    """On PostgreSQL, the table with every string column in the "C" collation:
+    strings compare and sort by their bytes (as on SQLite), whatever the
+    database's locale. A linguistic collation would sort 'a' before 'B' and
+    may skip punctuation, which would break namespace-prefix ranges."""
+    if dialect.name != "postgresql":
+        return table
+    copy = table.to_metadata(MetaData())
+    for column in copy.columns:
+        kind = column.type
+        if isinstance(kind, String) and kind.collation is None:
+            column.type = type(kind)(length=kind.length, collation="C")
+    return copy
 
 
 def indexes_for(table: Table, dialect: Dialect) -> list[Index]:
