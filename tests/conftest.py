@@ -116,5 +116,8 @@ def store(store_url: str) -> Iterator[MemoryStore]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def persistent_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A store URL that outlives one open: a SQLite file, a PostgreSQL schema."""
-    return backend_url(str(request.param), tmp_path)
+    """A store URL that outlives one open: a SQLite file, a PostgreSQL schema
+    (never the ``store`` fixture's own)."""
+    place = tmp_path / "persistent"
+    place.mkdir(exist_ok=True)
+    return backend_url(str(request.param), place)

@@ -57,12 +57,14 @@ def churn(store: MemoryStore) -> None:
 
 
 def test_export_then_import_gives_a_store_that_answers_the_same(
-    store: MemoryStore, tmp_path: Path
+    store: MemoryStore, persistent_url: str
 ) -> None:
+    """From every backend into a SQLite file and into PostgreSQL: how a store
+    moves between backends."""
     churn(store)
     lines = exported(store)
     assert len(lines) == store.projections.status()[0].head + 1  # and a trailer
-    with mnemolog.open(f"sqlite:///{tmp_path / 'copy.db'}") as copy:
+    with mnemolog.open(persistent_url) as copy:
         assert import_events(copy, lambda: lines) == len(lines) - 1
         assert copy.verify().ok
         for tenant in ("default", "acme"):
