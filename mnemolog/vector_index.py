@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -216,7 +217,7 @@ class TenantVectors:
         if len(self.rows) > ROW_CACHE:
             self.rows.clear()
         for row in rows:
-            self.rows[row[0]] = tuple(row)
+            self.rows[row[0]] = row
 
     # ---- filters -------------------------------------------------------------
 
@@ -391,10 +392,13 @@ class VectorIndexes:
         ann_threshold: int | None = None,
         ann_expansion: int = 64,
     ) -> None:
-        self.model = model
-        self.dims = dims
-        self.ann_threshold = ann_threshold
-        self.ann_expansion = ann_expansion
+        self._new = partial(
+            TenantVectors,
+            model,
+            dims,
+            ann_threshold=ann_threshold,
+            ann_expansion=ann_expansion,
+        )
         self._tenants: dict[str, TenantVectors] = {}
         self._lock = threading.Lock()
 
@@ -403,19 +407,10 @@ class VectorIndexes:
         with self._lock:
             vectors = self._tenants.get(tenant)
             if vectors is None:
-                vectors = self._tenants[tenant] = TenantVectors(
-                    self.model,
-                    self.dims,
-                    ann_threshold=self.ann_threshold,
-                    ann_expansion=self.ann_expansion,
-                )
+                vectors = self._tenants[tenant] = self._new()
             return vectors
 
-    def reset(self, tenants: Sequence[str] | None = None) -> None:
-        """Forgets matrices (all, or the given tenants'); the next search reloads."""
+    def reset(self) -> None:
+        """Forgets every matrix; the next search of a tenant reloads its own."""
         with self._lock:
-            if tenants is None:
-                self._tenants.clear()
-            else:
-                for tenant in tenants:
-                    self._tenants.pop(tenant, None)
+            self._tenants.clear()

@@ -135,18 +135,14 @@ def test_wait_returns_once_the_worker_has_applied_the_position(
     writer, worker_store = worker_stores
     worker = Worker(worker_store, poll_interval=0.02)
     try:
-        delays = []
         for i in range(20):
             writer.put("user:a", f"k{i}", i)
-            start = time.monotonic()
             writer.projections.wait(timeout=10)
-            delays.append(time.monotonic() - start)
+            # The write is readable the moment wait returns (how soon it
+            # returns is measured by bench/postgres.py, not here).
             assert writer.get("user:a", f"k{i}") is not None
     finally:
         worker.close()
-    # Every wait ended with the event applied (its speed is measured by
-    # bench/postgres.py, not here).
-    assert len(delays) == 20
 
 
 def test_the_worker_listens_again_after_its_connection_drops() -> None:

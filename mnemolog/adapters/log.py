@@ -4,14 +4,13 @@ one-statement reads of the read models beside it."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import StoredEvent
 from sqlalchemy.engine import Dialect
 
-from mnemolog.projections.projector import Projector
+from mnemolog.projections.projector import LogAccess, Projector
 from mnemolog.projections.sql import DbCursor
 
 
@@ -25,8 +24,9 @@ class Listener(Protocol):
     def close(self) -> None: ...
 
 
-class Log(Protocol):
-    """A recorder of the SQLite or the PostgreSQL backend.
+class Log(LogAccess, Protocol):
+    """A recorder of the SQLite or the PostgreSQL backend: what the projector
+    needs (``LogAccess``), and what the store needs besides.
 
     Statements given to ``fetch_one`` and ``fetch_all`` use ``?`` placeholders
     with a sequence of parameters, or the dialect's named ones with a mapping.
@@ -67,31 +67,7 @@ class Log(Protocol):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None: ...
 
-    def write_transaction(self) -> AbstractContextManager[DbCursor]: ...
-
-    def read_transaction(self) -> AbstractContextManager[DbCursor]: ...
-
-    def projection_transaction(self) -> AbstractContextManager[DbCursor]: ...
-
-    def tracked_position(
-        self, cursor: DbCursor, name: str, *, for_update: bool = False
-    ) -> int: ...
-
-    def track(self, cursor: DbCursor, name: str, position: int) -> None: ...
-
-    def set_position(self, cursor: DbCursor, name: str, position: int) -> None: ...
-
     def ensure_tracked(self, cursor: DbCursor, name: str) -> None: ...
-
-    def advance(
-        self, cursor: DbCursor, names: Sequence[str], expected: int, position: int
-    ) -> int: ...
-
-    def notifications_after(
-        self, cursor: DbCursor, position: int, *, upto: int | None, limit: int
-    ) -> Sequence[Notification]: ...
-
-    def head_position(self, cursor: DbCursor) -> int: ...
 
     def listener(self) -> Listener: ...
 
