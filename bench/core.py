@@ -45,9 +45,9 @@ def measure(
     }
 
 
-def bench_store(url: str, n: int) -> list[dict[str, Any]]:
-    """The core workload on one mnemolog store."""
-    store = mnemolog.open(url)
+def bench_store(url: str, n: int, **settings: Any) -> list[dict[str, Any]]:
+    """The core workload on one mnemolog store (opened with ``settings``)."""
+    store = mnemolog.open(url, **settings)
     results = []
     value = {"text": "the user prefers window seats on morning flights", "n": 0}
     results.append(

@@ -9,29 +9,49 @@ from __future__ import annotations
 
 from typing import Any
 
+from mnemolog.access import Grant, Policy, Principal
+from mnemolog.adapters.cipher import new_key
 from mnemolog.aio import AsyncMemoryStore
 from mnemolog.config import DEFAULT_URL, Settings
 from mnemolog.domain.errors import (
+    AccessDenied,
     IntegrityViolation,
     MnemologError,
     NotFound,
     ProjectionError,
+    QuotaExceeded,
     TenantMismatch,
     ValidationError,
     VersionConflict,
 )
 from mnemolog.embedders import Embedder, FunctionEmbedder, SentenceTransformerEmbedder
-from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo, Scored
+from mnemolog.models import (
+    AuditEntry,
+    ErasureReport,
+    Memory,
+    MemoryEvent,
+    NamespaceInfo,
+    Scored,
+)
+from mnemolog.quotas import Limits, Quotas
 from mnemolog.store import MemoryStore
 from mnemolog.verification import VerifyReport
 
 __all__ = [
+    "AccessDenied",
+    "Grant",
+    "Policy",
+    "Principal",
+    "QuotaExceeded",
+    "Quotas",
+    "Limits",
     "AuditEntry",
     "NamespaceInfo",
     "VerifyReport",
     "DEFAULT_URL",
     "AsyncMemoryStore",
     "Embedder",
+    "ErasureReport",
     "FunctionEmbedder",
     "Scored",
     "SentenceTransformerEmbedder",
@@ -46,6 +66,7 @@ __all__ = [
     "TenantMismatch",
     "ValidationError",
     "VersionConflict",
+    "new_key",
     "open",
     "open_async",
 ]

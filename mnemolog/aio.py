@@ -8,6 +8,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
+from mnemolog.access import Principal
 from mnemolog.sessions import SessionService
 from mnemolog.store import MemoryStore
 
@@ -61,6 +62,10 @@ class AsyncMemoryStore(_Twin[MemoryStore]):
         """A view bound to one tenant."""
         return AsyncMemoryStore(self.sync.tenant(tenant))
 
+    def as_principal(self, principal: Principal) -> AsyncMemoryStore:
+        """A view whose calls are checked as made by ``principal``."""
+        return AsyncMemoryStore(self.sync.as_principal(principal))
+
     @property
     def sessions(self) -> AsyncSessionService:
         """The async twin of ``store.sessions``."""
@@ -87,3 +92,5 @@ class AsyncMemoryStore(_Twin[MemoryStore]):
     list_namespaces = _twin(MemoryStore.list_namespaces)
     audit = _twin(MemoryStore.audit)
     verify = _twin(MemoryStore.verify)
+    erase = _twin(MemoryStore.erase)
+    erase_memory = _twin(MemoryStore.erase_memory)

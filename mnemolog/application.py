@@ -10,6 +10,13 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Mapper, Recording
 from eventsourcing.utils import get_topic
 
+from mnemolog.adapters.cipher import (
+    CIPHER_KEYS,
+    ColumnCipher,
+    RotatingCipher,
+    ZlibWhenAsked,
+    parse_keys,
+)
 from mnemolog.adapters.codec import ChainedMapper, OrjsonTranscoder
 from mnemolog.adapters.sqlite_backend import SYNCHRONOUS, Factory
 from mnemolog.config import PostgresLocation, Settings, parse_url
@@ -25,12 +32,17 @@ class MemoryApplication(Application[UUID]):
     name = "mnemolog"
     vectors: VectorIndexes | None = None
     """The in-memory vector matrices, when a vector index is configured."""
+    columns: ColumnCipher | None = None
+    """The read models' column cipher, when the store is encrypted at rest."""
+
+    compress = False
+    """Whether new events are zlib-compressed (old ones read either way)."""
 
     def construct_mapper(self) -> Mapper[UUID]:
         return ChainedMapper(
             transcoder=OrjsonTranscoder(),
             cipher=self.factory.cipher(),
-            compressor=self.factory.compressor(),
+            compressor=ZlibWhenAsked(compress=self.compress),
         )
 
     def save(  # type: ignore[override]
@@ -76,6 +88,12 @@ class MemoryApplication(Application[UUID]):
         return super()._record(processing_event)
 
 
+class CompressingApplication(MemoryApplication):
+    """A store whose new events are zlib-compressed."""
+
+    compress = True
+
+
 def open_application(url: str | None, settings: Settings) -> MemoryApplication:
     location = parse_url(url)
     env: dict[str, str]
@@ -90,7 +108,14 @@ def open_application(url: str | None, settings: Settings) -> MemoryApplication:
             "CREATE_TABLE": "yes",
         }
     env["IS_SNAPSHOTTING_ENABLED"] = "yes"
-    app = MemoryApplication(env=env)
+    keys = parse_keys(settings.cipher_keys, "cipher_keys")
+    if keys:
+        env["CIPHER_TOPIC"] = get_topic(RotatingCipher)
+        env[CIPHER_KEYS] = ",".join(settings.cipher_keys)
+    app_class = CompressingApplication if settings.compress else MemoryApplication
+    app = app_class(env=env)
+    if keys:
+        app.columns = ColumnCipher(keys)
     # Per store, not per class: a snapshot every N versions of a memory.
     app.snapshotting_intervals = {  # type: ignore[misc]
         domain.Memory: settings.snapshot_interval,

@@ -53,6 +53,22 @@ class Settings(BaseModel):
     ann_expansion: int = Field(default=64, ge=1, le=4096)
     """Candidates the HNSW search explores (``ef``): higher is slower and
     closer to exact (see bench/search.py for recall)."""
+    policy: Any = None
+    """A :class:`~mnemolog.access.Policy`: who may do what; once set, what it
+    does not grant is denied. None: every caller may do everything."""
+    acl_check: Any = None
+    """``acl_check(tenant, namespace, key, op) -> bool``, asked before every
+    call besides the policy; False denies."""
+    cipher_keys: tuple[str, ...] = ()
+    """Encryption at rest: base64 AES-256 keys (``mnemolog.new_key()``). The
+    first encrypts the log, the key table and the read models; all of them
+    decrypt (list a new key first to rotate). Empty: no encryption at rest
+    (personal fields are still sealed with their subjects' keys)."""
+    compress: bool = False
+    """zlib-compress each stored event before it is encrypted."""
+    quotas: Any = None
+    """A :class:`~mnemolog.quotas.Quotas`: limits per tenant, checked in the
+    transaction that writes."""
 
     @property
     def vector_index(self) -> tuple[str, int] | None:

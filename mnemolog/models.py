@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID, SafeUUID
@@ -14,7 +14,7 @@ from mnemolog.domain import memory as domain
 from mnemolog.domain.values import decode_value
 from mnemolog.projections.current_state import from_micros
 
-ChangeKind = Literal["created", "updated", "deleted", "restored"]
+ChangeKind = Literal["created", "updated", "deleted", "restored", "recreated"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -117,8 +117,13 @@ class Memory(BaseModel):
         )
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Memory:
-        """The public view of a current-state row (columns in ROW_COLUMNS order)."""
+    def from_row(
+        cls, row: Sequence[Any], opener: Callable[[str], str] | None = None
+    ) -> Memory:
+        """The public view of a current-state row (columns in ROW_COLUMNS order);
+        ``opener`` opens sealed columns (a store encrypted at rest)."""
+        if opener is not None:
+            row = [*row[:4], opener(row[4]), *row[5:8], opener(row[8]), *row[9:]]
         return trusted(
             cls,
             dict(
@@ -141,6 +146,22 @@ class Memory(BaseModel):
                 updated_by=row[16],
             ),
         )
+
+
+class ErasureReport(BaseModel):
+    """What one erasure destroyed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    erasure_id: UUID
+    """The stream of the Erased event in the log."""
+    tenant: str
+    scope: Literal["memory", "subject", "tenant"]
+    streams: int
+    """Memories and sessions whose content is gone."""
+    keys_destroyed: int
+    position: int
+    """The log position of the Erased event."""
 
 
 class MemoryEvent(BaseModel):
@@ -168,7 +189,7 @@ class MemoryEvent(BaseModel):
         """Pairs an event with the state it produced."""
         if isinstance(event, domain.Memory.Updated):
             changed = tuple(sorted(event.changes))
-        elif isinstance(event, domain.Memory.Created):
+        elif isinstance(event, domain.Memory.Created | domain.Memory.Recreated):
             changed = ("value", "tags", "metadata", "memory_type", "importance")
         else:
             changed = ("deleted",)
@@ -201,7 +222,7 @@ class NamespaceInfo(BaseModel):
     count: int
 
 
-AuditKind = Literal["created", "updated", "deleted", "restored"]
+AuditKind = Literal["created", "updated", "deleted", "restored", "recreated", "erased"]
 
 
 class AuditEntry(BaseModel):

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 
+from mnemolog.adapters.cipher import ColumnCipher
 from mnemolog.adapters.log import Log
 from mnemolog.domain.errors import ValidationError
 from mnemolog.domain.vectors import Vector
@@ -74,10 +75,13 @@ class Retrieval:
         recorder: Log,
         dialect: Dialect,
         vectors: VectorIndexes | None,
+        columns: ColumnCipher | None = None,
     ) -> None:
         self._recorder = recorder
         self._dialect = dialect
         self._vectors = vectors
+        self._columns = columns
+        self._open = columns.open if columns is not None else None
 
     def similar(
         self,
@@ -130,7 +134,7 @@ class Retrieval:
             if fetched:
                 index.keep_rows(fetched.values())  # may evict: found is built
         return [
-            scored(Memory.from_row(row), hit.score)
+            scored(Memory.from_row(row, self._open), hit.score)
             for hit in hits
             if (row := found.get(hit.memory_id)) is not None
             and row[_TENANT] == tenant
@@ -145,10 +149,12 @@ class Retrieval:
         words = query_words(text)
         if not words:
             return []
+        if self._columns is not None:  # the index holds keyed hashes of words
+            words = list(dict.fromkeys(self._columns.word(w) for w in words))
         query = replace(filters, limit=k, offset=0)
         sql, params = text_search_sql(query, words, every_word, self._dialect)
         return [
-            scored(Memory.from_row(row), float(row[-1]))
+            scored(Memory.from_row(row, self._open), float(row[-1]))
             for row in self._recorder.fetch_all(sql, params)
         ]
 

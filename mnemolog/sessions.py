@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
 
+from mnemolog.access import session_namespace
 from mnemolog.domain import memory as domain_memory
 from mnemolog.domain.errors import NotFound, ValidationError, VersionConflict
 from mnemolog.domain.memory import Provenance
@@ -208,7 +209,7 @@ class SessionService:
             session.delete(actor=actor)
             return session
 
-        self._write(sid, decide, delta={}, actor=actor)
+        self._write(sid, decide, delta={}, actor=actor, action="delete")
 
     def add_session_to_memory(
         self,
@@ -253,6 +254,7 @@ class SessionService:
                         "timestamp": event.timestamp.isoformat(),
                     },
                     "memory_type": "episodic",
+                    "subject": session.user_id,
                     "tags": ["session-memory"],
                     "metadata": {
                         "app_name": session.app_name,
@@ -343,6 +345,13 @@ class SessionService:
             if isinstance(event, SessionAggregate.EventAppended):
                 appended.append(_public_event(event))
         assert session is not None
+        if session.erased:
+            return None
+        self._store._access.check(
+            "read",
+            self._store.tenant_name,
+            session_namespace(session.app_name, session.user_id),
+        )
         if session.deleted:
             return None
         if since is not None:
@@ -394,6 +403,9 @@ class SessionService:
             if not isinstance(cursor, str) or not cursor.isdigit():
                 raise ValidationError("cursor", "must be a cursor from a previous page")
             offset = int(cursor)
+        self._store._access.check(
+            "read", self._store.tenant_name, session_namespace(app_name, user_id)
+        )
         query = SessionQuery(
             tenant=self._store.tenant_name,
             app_name=app_name,
@@ -427,6 +439,7 @@ class SessionService:
 
     def _events(self, stream: UUID) -> list[SessionAggregate.Event]:
         mapper = self._store._app.mapper
+        self._store._keyring.sync()
         events = []
         for stored in self._store._recorder.select_events(stream):
             event = mapper.to_domain_event(stored)
@@ -435,9 +448,10 @@ class SessionService:
         return events
 
     def _load(self, stream: UUID) -> SessionAggregate | None:
+        self._store._keyring.sync()
         folded = self._store._fold([stream]).get(stream)
         assert folded is None or isinstance(folded, SessionAggregate)
-        return folded
+        return None if folded is None or folded.erased else folded
 
     def _shared(self, user_id: str, app_name: str) -> dict[str, Any]:
         state: dict[str, Any] = {}
@@ -459,10 +473,12 @@ class SessionService:
         app_name: str | None = None,
         actor: str | None = None,
         expected_version: int | None = None,
+        action: str = "write",
     ) -> SessionAggregate:
         """Loads the session, runs ``decide``, and saves its events with the
         shared-state memories of ``delta`` in one transaction; retries a lost
-        race unless a version was expected."""
+        race unless a version was expected. The caller must be allowed to
+        ``action`` the session's namespace (see mnemolog.access)."""
         store = self._store
         stream = SessionAggregate.create_id(store.tenant_name, sid)
         provenance = Provenance(actor=actor, source="session", task_id=sid)
@@ -475,6 +491,11 @@ class SessionService:
                         f"session {sid}", expected=expected_version, actual=actual
                     )
             session = decide(current)
+            store._access.check(
+                action,
+                store.tenant_name,
+                session_namespace(session.app_name, session.user_id),
+            )
             owner_user = user_id or session.user_id
             owner_app = app_name or session.app_name
             memories = self._shared_writes(delta, owner_user, owner_app, provenance)
@@ -512,6 +533,7 @@ class SessionService:
                     namespace=f"{scope}:{owner}:state",
                     key=key[len(scope) + 1 :],
                     value=decode_value(value),
+                    subject=user_id if scope == "user" else None,
                 )
             )
         if not items:

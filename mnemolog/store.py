@@ -11,10 +11,15 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from mnemolog.access import Access, Principal
+from mnemolog.adapters.codec import ChainedMapper, SnapshotErased
+from mnemolog.adapters.keyring import TABLES as KEY_TABLES
+from mnemolog.adapters.keyring import Keyring, KeysChanged
 from mnemolog.adapters.log import Log
 from mnemolog.application import MemoryApplication, open_application
 from mnemolog.config import Settings
 from mnemolog.domain import memory as domain
+from mnemolog.domain.erasure import Erasure
 from mnemolog.domain.errors import (
     NotFound,
     TenantMismatch,
@@ -30,6 +35,7 @@ from mnemolog.domain.values import (
     check_memory_type,
     check_metadata,
     check_optional_text,
+    check_subject,
     check_tags,
     check_tenant,
     check_unit_interval,
@@ -51,8 +57,16 @@ from mnemolog.inputs import (
     tag_filter,
     where_conditions,
 )
-from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo, Scored
+from mnemolog.models import (
+    AuditEntry,
+    ErasureReport,
+    Memory,
+    MemoryEvent,
+    NamespaceInfo,
+    Scored,
+)
 from mnemolog.projections.audit import AuditProjection, AuditQuery, audit_sql
+from mnemolog.projections.base import Projection
 from mnemolog.projections.current_state import (
     CurrentStateProjection,
     SearchQuery,
@@ -70,6 +84,7 @@ from mnemolog.projections.sessions import SessionsProjection
 from mnemolog.projections.sql import create_statements
 from mnemolog.projections.text import text_projection
 from mnemolog.projections.vectors import VectorsProjection
+from mnemolog.quotas import Limits, Quotas, UsageProjection
 from mnemolog.retrieval import Boosts, Retrieval, check_weights, fuse
 from mnemolog.sessions import SessionService
 from mnemolog.vector_index import VectorIndexes
@@ -80,7 +95,7 @@ UNSET: Any = object()
 """Marks an argument the caller did not give (None is a valid JSON value)."""
 
 MAX_LIMIT = 10_000
-AUDIT_KINDS = ("created", "updated", "deleted", "restored")
+AUDIT_KINDS = ("created", "updated", "deleted", "restored", "recreated", "erased")
 
 
 class MemoryStore:
@@ -96,10 +111,12 @@ class MemoryStore:
         settings: Settings,
         *,
         bound_tenant: str | None = None,
+        principal: Principal | None = None,
     ) -> None:
         self._app = app
         self._settings = settings
         self._bound_tenant = bound_tenant
+        self._access = Access(settings.policy, settings.acl_check, principal)
         recorder: Log = app.recorder  # type: ignore[assignment]
         self._recorder = recorder
         dialect = recorder.sql_dialect
@@ -107,7 +124,12 @@ class MemoryStore:
         self._get_by_id = get_by_id_statement(dialect)
         self._index = settings.vector_index
         self._embed_fields = check_fields(settings.embed_fields)
-        self._retrieval = Retrieval(recorder, dialect, app.vectors)
+        self._retrieval = Retrieval(recorder, dialect, app.vectors, app.columns)
+        self._open = app.columns.open if app.columns is not None else None
+        mapper = app.mapper
+        assert isinstance(mapper, ChainedMapper)
+        assert mapper.keyring is not None
+        self._keyring: Keyring = mapper.keyring
 
     @classmethod
     def open(
@@ -120,14 +142,24 @@ class MemoryStore:
         app = open_application(url, settings)
         recorder: Log = app.recorder  # type: ignore[assignment]
         dialect = recorder.sql_dialect
-        projections = [
-            CurrentStateProjection(dialect),
+        projections: list[Projection] = [
+            CurrentStateProjection(dialect, columns=app.columns),
             NamespacesProjection(dialect),
             AuditProjection(dialect),
             SessionsProjection(dialect),
             VectorsProjection(dialect),
-            text_projection(dialect),
+            text_projection(dialect, app.columns),
         ]
+        if settings.quotas is not None:
+            if not isinstance(settings.quotas, Quotas):
+                raise ValidationError("quotas", "must be a mnemolog.Quotas")
+            if not settings.inline_projections:
+                raise ValidationError(
+                    "quotas",
+                    "are checked in the transaction that writes: they need "
+                    "inline_projections=True",
+                )
+            projections.append(UsageProjection(dialect, quotas=settings.quotas))
         index = settings.vector_index
         if index is not None:
             app.vectors = VectorIndexes(
@@ -138,11 +170,18 @@ class MemoryStore:
         recorder.create_read_models(
             [
                 statement
-                for projection in projections
-                for statement in create_statements(projection.tables, dialect)
+                for tables in [*(p.tables for p in projections), KEY_TABLES]
+                for statement in create_statements(tables, dialect)
             ],
             [projection.name for projection in projections],
         )
+        keyring = Keyring(recorder, app.mapper.cipher)
+        recorder.keyring = keyring
+        mapper = app.mapper
+        assert isinstance(mapper, ChainedMapper)
+        mapper.keyring = keyring
+        if app.vectors is not None:
+            keyring.on_erasure.append(app.vectors.reset)
         recorder.projector = Projector(projections, recorder, app.mapper)
         if app.vectors is not None:
             recorder.projector.after_rebuild.append(app.vectors.reset)
@@ -172,7 +211,29 @@ class MemoryStore:
             raise TenantMismatch(
                 f"this view is bound to tenant {self._bound_tenant!r}, not {tenant!r}"
             )
-        return MemoryStore(self._app, self._settings, bound_tenant=tenant)
+        return MemoryStore(
+            self._app,
+            self._settings,
+            bound_tenant=tenant,
+            principal=self._access.principal,
+        )
+
+    def as_principal(self, principal: Principal) -> MemoryStore:
+        """A view whose every call is checked against the policy as made by
+        ``principal`` (an id and roles); same tenant binding as this one."""
+        if not isinstance(principal, Principal):
+            raise ValidationError("principal", "must be a mnemolog.Principal")
+        return MemoryStore(
+            self._app,
+            self._settings,
+            bound_tenant=self._bound_tenant,
+            principal=principal,
+        )
+
+    @property
+    def principal(self) -> Principal | None:
+        """The principal this view's calls are made as (None: anonymous)."""
+        return self._access.principal
 
     @property
     def tenant_name(self) -> str:
@@ -197,7 +258,8 @@ class MemoryStore:
 
     @property
     def projections(self) -> Projections:
-        """Status, catch-up and rebuild of the read models."""
+        """Status, catch-up and rebuild of the read models (for admins)."""
+        self._allow_admin()
         projector = self._recorder.projector
         assert projector is not None
         return Projections(projector, self._recorder)
@@ -223,6 +285,7 @@ class MemoryStore:
         force: bool = False,
         embedding: Any = None,
         embedding_model: str | None = None,
+        subject: str | None = None,
         tenant: str | None = None,
     ) -> Memory:
         """Creates or replaces a memory; returns it as stored.
@@ -237,6 +300,11 @@ class MemoryStore:
         a configured embedder embeds the value's text (see ``embed_fields``).
         A new value with neither drops the old vector, which described the
         old value.
+
+        ``subject`` names the data subject (a user id) whose key seals the
+        memory's events, so that :meth:`erase` of that subject destroys it;
+        without one the memory is sealed with the tenant's key. It is fixed
+        when the memory is created.
         """
         item = self._check_put(
             tenant=tenant,
@@ -252,6 +320,7 @@ class MemoryStore:
             force=force,
             embedding=embedding,
             embedding_model=embedding_model,
+            subject=subject,
         )
         provenance = self._provenance(actor, task_id, source, reason)
         self._embed_missing([item.changes])
@@ -271,7 +340,8 @@ class MemoryStore:
 
         Each item is a mapping with the arguments of :meth:`put` (namespace, key,
         value, and optionally tags, metadata, memory_type, importance,
-        confidence, expected_version, force).
+        confidence, expected_version, force, embedding, embedding_model,
+        subject).
         """
         allowed = {
             "namespace",
@@ -286,6 +356,7 @@ class MemoryStore:
             "force",
             "embedding",
             "embedding_model",
+            "subject",
         }
         checked = []
         for index, item in enumerate(items):
@@ -338,7 +409,7 @@ class MemoryStore:
         metadata (top-level keys) unless ``replace_metadata=True``. A new value
         is embedded as by :meth:`put`.
         """
-        tenant_id, ns, checked_key = self._address(tenant, namespace, key)
+        tenant_id, ns, checked_key = self._address(tenant, namespace, key, "write")
         changes = self._check_changes(
             value=value,
             tags=tags,
@@ -377,7 +448,12 @@ class MemoryStore:
         """Soft-deletes: reads hide it, its history stays. Deleting twice is a no-op."""
         provenance = self._provenance(actor, task_id, source, reason)
         return self._lifecycle(
-            tenant, namespace, key, lambda m: m.delete(provenance), expected_version
+            tenant,
+            namespace,
+            key,
+            lambda m: m.delete(provenance),
+            expected_version,
+            action="delete",
         )
 
     def restore(
@@ -405,8 +481,10 @@ class MemoryStore:
         key: str,
         command: Callable[[domain.Memory], object],
         expected_version: int | None,
+        *,
+        action: str = "write",
     ) -> Memory:
-        tenant_id, ns, checked_key = self._address(tenant, namespace, key)
+        tenant_id, ns, checked_key = self._address(tenant, namespace, key, action)
         self._check_expected(expected_version)
         return self._change(tenant_id, ns, checked_key, command, expected_version)
 
@@ -435,34 +513,40 @@ class MemoryStore:
             if isinstance(version, bool) or not isinstance(version, int) or version < 1:
                 raise ValidationError("version", "must be an integer >= 1")
             found = self._replay(memory_id, version=version)
-            if found is None or found.version != version:
+            if found is None or found.version != version or found.erased:
                 return None
             return self._visible(Memory.from_aggregate(found), include_deleted)
         if as_of is not None:
             moment = aware(as_of, "as_of")
+            self._keyring.sync()
             events = list(self._app.events.get(memory_id))
             at_moment = domain.memory_at(events, as_of=moment)  # type: ignore[arg-type]
-            if at_moment is None:
+            if at_moment is None or at_moment.erased:
                 return None
             return self._visible(Memory.from_aggregate(at_moment), include_deleted)
         row = self._recorder.fetch_one(self._get_by_id, {"b_id": memory_id.hex})
         if row is None:
             return None
-        return self._visible(Memory.from_row(row), include_deleted)
+        return self._visible(Memory.from_row(row, self._open), include_deleted)
 
     def history(
         self, namespace: str, key: str, *, tenant: str | None = None
     ) -> list[MemoryEvent]:
-        """Every change, oldest first, each with the state right after it."""
+        """Every change, oldest first, each with the state right after it.
+
+        Versions that were erased are not listed: their content is gone (the
+        audit timeline records the erasure)."""
         tenant_id, ns, checked_key = self._address(tenant, namespace, key)
         memory_id = domain.Memory.create_id(tenant_id, ns, checked_key)
+        self._keyring.sync()
         changes: list[MemoryEvent] = []
         memory: domain.Memory | None = None
         for event in self._app.events.get(memory_id):
             assert isinstance(event, domain.Memory.Event)
             memory = event.mutate(memory)
             assert memory is not None
-            changes.append(MemoryEvent.from_event(event, memory))
+            if not memory.erased:
+                changes.append(MemoryEvent.from_event(event, memory))
         return changes
 
     def search(
@@ -505,7 +589,7 @@ class MemoryStore:
         )
         sql, params = search_sql(query, self._dialect)
         rows = self._recorder.fetch_all(sql, params)
-        return [Memory.from_row(row) for row in rows]
+        return [Memory.from_row(row, self._open) for row in rows]
 
     def similar(
         self,
@@ -541,6 +625,7 @@ class MemoryStore:
             updated_before=updated_before,
         )
         vector = self._query_vector(query, "query")
+        self._keyring.sync()  # vectors erased elsewhere leave the index
         return self._retrieval.similar(
             filters,
             vector,
@@ -654,6 +739,7 @@ class MemoryStore:
                 except ValidationError:  # a zero vector: words alone decide
                     query_vector = None
             if query_vector is not None:
+                self._keyring.sync()
                 ranked["vector"] = self._retrieval.similar(
                     filters, query_vector, k=depth, min_score=None
                 )
@@ -676,19 +762,32 @@ class MemoryStore:
         """
         from mnemolog.transfer import replay
 
-        tenant = self._tenant(None)
         prefix = (
             str(self._namespace(namespace_prefix, "namespace_prefix", root_only=True))
             if namespace_prefix is not None
             else None
         )
+        tenant = self._allow("read", None, prefix)
         as_of: datetime | None = None
         position: int | None = None
         if isinstance(moment, datetime):
             as_of = aware(moment, "moment")
         else:
             position = moment  # replay checks it against the head
-        target = MemoryStore.open("memory://", settings=self._settings)
+        # Only what this caller may read is copied (checked above): the copy,
+        # in memory, needs no policy, quotas or encryption of its own.
+        target = MemoryStore.open(
+            "memory://",
+            settings=self._settings.model_copy(
+                update={
+                    "policy": None,
+                    "acl_check": None,
+                    "quotas": None,
+                    "cipher_keys": (),
+                    "compress": False,
+                }
+            ),
+        )
         try:
             replay(
                 self,
@@ -705,13 +804,21 @@ class MemoryStore:
 
     def stats(self) -> dict[str, Any]:
         """Counts by tenant, memory type and namespace root; the log's size; lag."""
+        self._allow_admin()
         scope, params = "", ()
         if self._bound_tenant is not None:
             scope, params = "AND tenant = ?", (self._bound_tenant,)  # type: ignore[assignment]
         tenants: dict[str, Any] = {}
 
         def entry(tenant: str) -> dict[str, Any]:
-            blank = {"live": 0, "deleted": 0, "by_type": {}, "by_root": {}}
+            blank = {
+                "live": 0,
+                "deleted": 0,
+                "by_type": {},
+                "by_root": {},
+                "value_bytes": 0,
+                "embeddings": 0,
+            }
             return tenants.setdefault(tenant, blank)  # type: ignore[no-any-return]
 
         for tenant, memory_type, deleted, count in self._recorder.fetch_all(
@@ -730,6 +837,27 @@ class MemoryStore:
             params,
         ):
             entry(tenant)["by_root"][root] = count
+        size_of = (
+            "OCTET_LENGTH(m.value)"
+            if self._recorder.backend == "postgresql"
+            else "LENGTH(CAST(m.value AS BLOB))"
+        )
+        for tenant, value_bytes, embeddings in self._recorder.fetch_all(
+            f"SELECT m.tenant, COALESCE(SUM({size_of}), 0), "
+            "COUNT(v.memory_id) FROM memories AS m "
+            "LEFT JOIN memory_vectors AS v ON v.memory_id = m.id "
+            f"WHERE NOT m.deleted {scope.replace('tenant', 'm.tenant')} "
+            "GROUP BY m.tenant",
+            params,
+        ):
+            usage = entry(tenant)
+            usage["value_bytes"], usage["embeddings"] = int(value_bytes), embeddings
+            quotas = self._settings.quotas
+            if quotas is not None:
+                limits = quotas.for_tenant(tenant)
+                usage["quotas"] = {
+                    name: getattr(limits, name) for name in Limits.model_fields
+                }
         events, size = self._recorder.fetch_one(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(state)), 0) FROM stored_events",
             (),
@@ -748,6 +876,7 @@ class MemoryStore:
         read model equals a rebuild of it. Covers the whole log, all tenants;
         the report names events and rows by position and key, never by value.
         """
+        self._allow_admin()
         projector = self._recorder.projector
         assert projector is not None
         return verify(
@@ -769,13 +898,14 @@ class MemoryStore:
         matches whole segments; ``max_depth`` keeps namespaces of at most that
         many segments (``user`` is 1, ``user:alice`` 2).
         """
+        checked = (
+            str(self._namespace(prefix, "prefix", root_only=True))
+            if prefix is not None
+            else None
+        )
         query = NamespaceQuery(
-            tenant=self._tenant(tenant),
-            prefix=(
-                str(self._namespace(prefix, "prefix", root_only=True))
-                if prefix is not None
-                else None
-            ),
+            tenant=self._allow("read", tenant, checked),
+            prefix=checked,
             max_depth=(
                 bounded_int(max_depth, "max_depth", 1, 1024)
                 if max_depth is not None
@@ -811,18 +941,15 @@ class MemoryStore:
         """
         if kind is not None and kind not in AUDIT_KINDS:
             raise ValidationError("kind", f"must be one of {', '.join(AUDIT_KINDS)}")
+        prefix = (
+            str(self._namespace(namespace_prefix, "namespace_prefix", root_only=True))
+            if namespace_prefix is not None
+            else None
+        )
         query = AuditQuery(
-            tenant=self._tenant(tenant),
+            tenant=self._allow("audit", tenant, prefix),
             actor=check_optional_text(actor, "actor"),
-            namespace_prefix=(
-                str(
-                    self._namespace(
-                        namespace_prefix, "namespace_prefix", root_only=True
-                    )
-                )
-                if namespace_prefix is not None
-                else None
-            ),
+            namespace_prefix=prefix,
             key=check_key(key) if key is not None else None,
             kind=kind,
             since=to_micros(aware(since, "since")) if since is not None else None,
@@ -841,6 +968,100 @@ class MemoryStore:
         ]
 
     # ---- internals -----------------------------------------------------------
+
+    # ---- erasure ---------------------------------------------------------------
+
+    def erase(
+        self,
+        subject: str | None = None,
+        *,
+        tenant: str | None = None,
+        whole_tenant: bool = False,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> ErasureReport:
+        """Erases a data subject's memories and sessions in this tenant (or,
+        with ``whole_tenant=True``, everything of the tenant) by destroying
+        the keys that seal them.
+
+        In one transaction: the keys go, every read model drops the streams,
+        and an ``Erased`` event records who, when and why (with no personal
+        data). Afterwards no read, search, history, export, replay or rebuild
+        can return the erased content, and ``verify`` still passes: the hash
+        chains cover the ciphertext's commitment, not the plaintext.
+        """
+        tenant_id = self._allow("erase", tenant)
+        if whole_tenant:
+            if subject is not None:
+                raise ValidationError(
+                    "subject", "give a subject or whole_tenant, not both"
+                )
+            return self._erase(tenant_id, "tenant", reason, actor)
+        checked = check_subject(subject)
+        if checked is None:
+            raise ValidationError(
+                "subject", "is required (or whole_tenant=True to erase the tenant)"
+            )
+        return self._erase(tenant_id, "subject", reason, actor, subject=checked)
+
+    def erase_memory(
+        self,
+        namespace: str,
+        key: str,
+        *,
+        reason: str | None = None,
+        actor: str | None = None,
+        tenant: str | None = None,
+    ) -> ErasureReport:
+        """Erases one memory, every version of it, as :meth:`erase` does a
+        subject's. A later put of the same key starts it anew."""
+        tenant_id, ns, checked_key = self._address(tenant, namespace, key, "erase")
+        stream = domain.Memory.create_id(tenant_id, ns, checked_key)
+        if self._load(stream) is None:
+            raise NotFound(f"no memory {ns}/{checked_key} in tenant {tenant_id!r}")
+        return self._erase(tenant_id, "memory", reason, actor, stream=stream)
+
+    def _erase(
+        self,
+        tenant: str,
+        scope: str,
+        reason: str | None,
+        actor: str | None,
+        *,
+        subject: str | None = None,
+        stream: UUID | None = None,
+    ) -> ErasureReport:
+        provenance = self._provenance(actor, None, None, reason)
+        for _attempt in range(self._settings.write_retries + 1):
+            plan = self._keyring.plan(tenant, scope, subject=subject, stream=stream)
+            erasure = Erasure.record(
+                tenant=tenant,
+                scope=scope,
+                streams=list(plan.streams),
+                keys=plan.keys,
+                actor=provenance.actor,
+                reason=provenance.reason,
+            )
+            try:
+                recordings = self._app.save(erasure, erasure=plan)
+            except KeysChanged:
+                continue
+            finally:
+                self._keyring.forget()
+            self._recorder.after_erasure()
+            return ErasureReport(
+                erasure_id=erasure.id,
+                tenant=tenant,
+                scope=scope,  # type: ignore[arg-type]
+                streams=len(plan.streams),
+                keys_destroyed=plan.keys,
+                position=recordings[-1].notification.id,
+            )
+        raise VersionConflict(
+            f"erasure of {scope} in tenant {tenant!r}: streams kept changing",
+            expected=-1,
+            actual=-1,
+        )
 
     def _tenant(self, tenant: str | None) -> str:
         if self._bound_tenant is not None:
@@ -878,17 +1099,14 @@ class MemoryStore:
         **rest: Any,
     ) -> SearchQuery:
         """The checked filters shared by every search."""
+        prefix = (
+            str(self._namespace(namespace_prefix, "namespace_prefix", root_only=True))
+            if namespace_prefix is not None
+            else None
+        )
         return SearchQuery(
-            tenant=self._tenant(tenant),
-            namespace_prefix=(
-                str(
-                    self._namespace(
-                        namespace_prefix, "namespace_prefix", root_only=True
-                    )
-                )
-                if namespace_prefix is not None
-                else None
-            ),
+            tenant=self._allow("read", tenant, prefix),
+            namespace_prefix=prefix,
             memory_type=(
                 self._memory_type(memory_type) if memory_type is not None else None
             ),
@@ -940,13 +1158,38 @@ class MemoryStore:
         )
 
     def _address(
-        self, tenant: str | None, namespace: str, key: str
+        self, tenant: str | None, namespace: str, key: str, action: str = "read"
     ) -> tuple[str, str, str]:
-        return (
+        """The checked (tenant, namespace, key), after the access check."""
+        address = (
             self._tenant(tenant),
             str(self._namespace(namespace, "namespace")),
             check_key(key),
         )
+        self._access.check(action, *address)
+        return address
+
+    def _head(self) -> int:
+        """The log's head position (no access check: internal)."""
+        with self._recorder.read_transaction() as cursor:
+            return self._recorder.head_position(cursor)
+
+    def _allow_admin(self) -> None:
+        """Admin of this view's tenant when bound, else of every tenant
+        (a grant with tenants ``*``): the call covers the whole store."""
+        if self._bound_tenant is not None:
+            self._access.check("admin", self._bound_tenant, None)
+        else:
+            self._access.check("admin", "*", None)
+
+    def _allow(
+        self, action: str, tenant: str | None, namespace: str | None = None
+    ) -> str:
+        """The checked tenant, after the access check of ``action`` on
+        ``namespace`` (None: the whole tenant)."""
+        tenant_id = self._tenant(tenant)
+        self._access.check(action, tenant_id, namespace)
+        return tenant_id
 
     @staticmethod
     def _provenance(
@@ -1064,8 +1307,10 @@ class MemoryStore:
         force: bool = False,
         embedding: Any = None,
         embedding_model: str | None = None,
+        subject: str | None = None,
     ) -> _PutItem:
-        tenant_id, ns, checked_key = self._address(tenant, namespace, key)
+        tenant_id, ns, checked_key = self._address(tenant, namespace, key, "write")
+        data_subject = check_subject(subject)
         changes = self._check_changes(
             value=value,
             tags=tags,
@@ -1085,6 +1330,7 @@ class MemoryStore:
             changes=changes,
             expected_version=expected_version,
             force=force,
+            subject=data_subject,
         )
 
     def _load(self, memory_id: UUID) -> domain.Memory | None:
@@ -1101,7 +1347,11 @@ class MemoryStore:
         mapper = self._app.mapper
         folded: dict[UUID, Any] = {}
         for stored in self._recorder.latest_snapshots(stream_ids):
-            aggregate = mapper.to_domain_event(stored).mutate(None)  # type: ignore[attr-defined]
+            try:
+                snapshot: Any = mapper.to_domain_event(stored)
+            except SnapshotErased:
+                continue  # its stream's events are folded from the start
+            aggregate = snapshot.mutate(None)
             folded[aggregate.id] = aggregate
         after = {i: a.version for i, a in folded.items()}
         for stored in self._recorder.select_streams(stream_ids, after=after):
@@ -1112,10 +1362,14 @@ class MemoryStore:
     def _replay(self, memory_id: UUID, *, version: int) -> domain.Memory | None:
         """The memory at ``version``: from the newest snapshot at or before it."""
         mapper = self._app.mapper
+        self._keyring.sync()
         memory: domain.Memory | None = None
         stored = self._recorder.latest_snapshot(memory_id, upto=version)
         if stored is not None:
-            memory = mapper.to_domain_event(stored).mutate(None)  # type: ignore[attr-defined]
+            try:
+                memory = mapper.to_domain_event(stored).mutate(None)  # type: ignore[attr-defined]
+            except SnapshotErased:
+                memory = None
         start = memory.version if memory is not None else 0
         for event in map(
             mapper.to_domain_event,
@@ -1150,23 +1404,33 @@ class MemoryStore:
         self, memory: domain.Memory | None, item: _PutItem, provenance: Provenance
     ) -> domain.Memory:
         changes = item.changes
+        fields: dict[str, Any] = {
+            "tenant": item.tenant,
+            "namespace": item.namespace,
+            "key": item.key,
+            "subject": item.subject,
+            "value": changes["value"],
+            "content_hash": changes["content_hash"],
+            "memory_type": changes.get(
+                "memory_type", self._settings.default_memory_type
+            ),
+            "tags": changes.get("tags", []),
+            "metadata": changes.get("metadata", {}),
+            "importance": changes.get("importance", self._settings.default_importance),
+            "confidence": changes.get("confidence", 1.0),
+            "embedding": changes.get("embedding"),
+            "embedding_model": changes.get("embedding_model"),
+        }
         if memory is None:
-            return domain.Memory.start(
-                tenant=item.tenant,
-                namespace=item.namespace,
-                key=item.key,
-                value=changes["value"],
-                content_hash=changes["content_hash"],
-                memory_type=changes.get(
-                    "memory_type", self._settings.default_memory_type
-                ),
-                tags=changes.get("tags", []),
-                metadata=changes.get("metadata", {}),
-                importance=changes.get("importance", self._settings.default_importance),
-                confidence=changes.get("confidence", 1.0),
-                provenance=provenance,
-                embedding=changes.get("embedding"),
-                embedding_model=changes.get("embedding_model"),
+            return domain.Memory.start(provenance=provenance, **fields)
+        if memory.erased:
+            memory.recreate(fields, provenance)
+            return memory
+        if item.subject is not None and item.subject != memory.subject:
+            raise ValidationError(
+                "subject",
+                f"{item.namespace}/{item.key} belongs to subject {memory.subject!r}; "
+                "a memory's subject is fixed when it is created",
             )
         memory.restore(provenance)
         memory.revise(changes, provenance, force=item.force)
@@ -1322,7 +1586,15 @@ class _Target:
 class _PutItem:
     """A put whose every field has been checked."""
 
-    __slots__ = ("changes", "expected_version", "force", "key", "namespace", "tenant")
+    __slots__ = (
+        "changes",
+        "expected_version",
+        "force",
+        "key",
+        "namespace",
+        "subject",
+        "tenant",
+    )
 
     def __init__(
         self,
@@ -1333,7 +1605,9 @@ class _PutItem:
         changes: dict[str, JSON],
         expected_version: int | None,
         force: bool,
+        subject: str | None = None,
     ) -> None:
+        self.subject = subject
         self.tenant = tenant
         self.namespace = namespace
         self.key = key

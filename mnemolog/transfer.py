@@ -9,6 +9,11 @@ The last line is a trailer, ``{"export": "end", "events": N}``, so that a file
 cut short, even at a line boundary, is refused. Import writes the same
 payloads, so every digest, and so every hash chain, is the same in the new
 store.
+
+Sealed events are exported opened (their personal fields and salt in place of
+the ciphertext), and sealed again on import with the new store's keys: the
+digest covers the commitment to those fields, which does not change. An
+erased event, whose key is gone, is exported as stored, ciphertext and all.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import orjson
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import TopicError, resolve_topic
 
+from mnemolog.adapters.codec import ChainedMapper
 from mnemolog.domain import memory as domain
 from mnemolog.domain.chain import GENESIS_HASH
+from mnemolog.domain.erasure import Erasure
 from mnemolog.domain.errors import ValidationError
 from mnemolog.domain.session import Session
 from mnemolog.projections.projector import PAGE_SIZE
@@ -59,6 +66,8 @@ class LoggedEvent:
 def read_log(store: MemoryStore) -> Iterator[LoggedEvent]:
     """Every event of the log in order, a page at a time (constant memory)."""
     recorder, mapper = store._recorder, store._app.mapper
+    assert isinstance(mapper, ChainedMapper)
+    store._keyring.sync()
     position = 0
     while True:
         with recorder.read_transaction() as cursor:
@@ -73,12 +82,13 @@ def read_log(store: MemoryStore) -> Iterator[LoggedEvent]:
                 data = mapper.compressor.decompress(data)
             stream = notification.originator_id
             assert isinstance(stream, UUID)
+            state, _readable = mapper.open_state(stream, orjson.loads(data))
             yield LoggedEvent(
                 notification.id,
                 stream,
                 notification.originator_version,
                 notification.topic,
-                orjson.loads(data),
+                state,
             )
             position = notification.id
         if len(page) < PAGE_SIZE:
@@ -113,6 +123,7 @@ def export_events(
     store: MemoryStore, write: Callable[[bytes], object], *, tenant: str | None = None
 ) -> int:
     """Writes every event (of one tenant, if given) as JSON lines; returns the count."""
+    store._allow_admin()
     count = 0
     for event in tenant_events(read_log(store), tenant=tenant):
         write(event.to_line() + b"\n")
@@ -195,7 +206,7 @@ class Checker:
             ) from None
         if not (
             isinstance(cls, type)
-            and issubclass(cls, domain.Memory.Event | Session.Event)
+            and issubclass(cls, domain.Memory.Event | Session.Event | Erasure.Erased)
         ):
             raise ValidationError(where, f"unknown event type {event.topic!r}")
         written = event.state.get("class_version", 1)
@@ -262,10 +273,8 @@ def append(store: MemoryStore, events: Iterable[LoggedEvent]) -> int:
     batch: list[LoggedEvent] = []
 
     def flush() -> None:
-        stored = [_stored(e) for e in batch]
-        decoded = [mapper.to_domain_event(s) for s in stored]
-        if mapper.compressor or mapper.cipher:
-            stored = [_sealed(s, mapper) for s in stored]
+        decoded = [mapper.to_domain_event(_stored(e)) for e in batch]
+        stored = [_sealed(e, mapper) for e in batch]
         recorder.insert_events(stored, projected_events=decoded)
         batch.clear()
 
@@ -279,15 +288,17 @@ def append(store: MemoryStore, events: Iterable[LoggedEvent]) -> int:
     return count
 
 
-def _sealed(stored: StoredEvent, mapper: Any) -> StoredEvent:
-    data = stored.state
+def _sealed(event: LoggedEvent, mapper: Any) -> StoredEvent:
+    """The stored form of an exported event in this store: personal fields
+    sealed with this store's keys, then compressed and encrypted as the log
+    is configured."""
+    state = mapper.seal_state(event.stream, event.version, event.topic, event.state)
+    data = orjson.dumps(state)
     if mapper.compressor:
         data = mapper.compressor.compress(data)
     if mapper.cipher:
         data = mapper.cipher.encrypt(data)
-    return StoredEvent(
-        stored.originator_id, stored.originator_version, stored.topic, data
-    )
+    return StoredEvent(event.stream, event.version, event.topic, data)
 
 
 def import_events(
@@ -301,11 +312,12 @@ def import_events(
     ``open_lines`` is called twice: the whole input is checked before anything
     is written, so bad input writes nothing.
     """
+    store._allow_admin()
     checker = Checker(store)
     for event in parse_lines(open_lines()):
         checker.check(event, f"line of position {event.position}")
     if tenant is None:
-        head = store.projections.status()[0].head
+        head = store._head()
         if head:
             raise ValidationError(
                 "store",
@@ -334,7 +346,7 @@ def replay(
     ``as_of`` or at log ``position`` into another store; returns the count."""
 
     if position is not None:
-        head = source.projections.status()[0].head
+        head = source._head()
         if (
             isinstance(position, bool)
             or not isinstance(position, int)

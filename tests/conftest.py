@@ -69,8 +69,12 @@ def drop_test_schemas(prefix_only: bool = False) -> None:
             names = [
                 row[0]
                 for row in connection.execute(
-                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
-                    (SCHEMA_PREFIX + "%",),
+                    # Not a schema another test run is using right now: each
+                    # connection of a store names its schema in application_name.
+                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s "
+                    "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity "
+                    "WHERE application_name = 'mnemolog/' || nspname)",
+                    (SCHEMA_PREFIX.replace("_", r"\_") + "%",),
                 )
             ]
         else:

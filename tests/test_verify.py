@@ -7,7 +7,10 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
+import orjson
 import pytest
 
 import mnemolog
@@ -23,19 +26,33 @@ def filled(url: str) -> None:
 
 
 def edit_event(path: Path, version: int, old: bytes, new: bytes) -> None:
-    """What an attacker with the file would do: rewrite a stored payload."""
-    connection = sqlite3.connect(path)
-    (rowid, state) = connection.execute(
-        "SELECT rowid, state FROM stored_events WHERE originator_version = ? "
-        "AND CAST(state AS TEXT) LIKE ?",
-        (version, f"%{old.decode()}%"),
-    ).fetchone()
-    connection.execute(
-        "UPDATE stored_events SET state = ? WHERE rowid = ?",
-        (state.replace(old, new), rowid),
-    )
-    connection.commit()
-    connection.close()
+    """What an attacker with the file, and so with its keys, would do: open a
+    stored payload, rewrite it, and seal it again with its stream's key."""
+    with mnemolog.open(f"sqlite:///{path}") as store:
+        mapper: Any = store._app.mapper
+        connection = sqlite3.connect(path)
+        rows = connection.execute(
+            "SELECT rowid, originator_id, topic, state FROM stored_events "
+            "WHERE originator_version = ?",
+            (version,),
+        ).fetchall()
+        for rowid, stream_hex, topic, state in rows:
+            stream = UUID(hex=stream_hex)
+            opened, _readable = mapper.open_state(stream, orjson.loads(state))
+            text = orjson.dumps(opened)
+            if old not in text:
+                continue
+            edited = orjson.loads(text.replace(old, new))
+            sealed = mapper.seal_state(stream, version, topic, edited)
+            connection.execute(
+                "UPDATE stored_events SET state = ? WHERE rowid = ?",
+                (orjson.dumps(sealed), rowid),
+            )
+            break
+        else:
+            raise AssertionError(f"no version {version} holds {old!r}")
+        connection.commit()
+        connection.close()
 
 
 def test_an_untouched_store_verifies(store: MemoryStore) -> None:
@@ -83,7 +100,13 @@ def test_an_edited_newest_event_is_caught_by_the_recorded_head(tmp_path: Path) -
 def test_an_unreadable_event_is_reported_not_raised(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     filled(f"sqlite:///{path}")
-    edit_event(path, 1, b'"light"', b'"light')
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "UPDATE stored_events SET state = substr(state, 1, 40) "
+        "WHERE originator_version = 1"
+    )
+    connection.commit()
+    connection.close()
     with mnemolog.open(
         f"sqlite:///{path}",
     ) as store:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -14,13 +15,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
 import mnemolog
+from mnemolog.access import Policy, Principal
 from mnemolog.config import DEFAULT_URL
-from mnemolog.domain.errors import MnemologError, ValidationError
-from mnemolog.models import AuditEntry, Memory, MemoryEvent, NamespaceInfo
+from mnemolog.domain.errors import AccessDenied, MnemologError, ValidationError
+from mnemolog.models import (
+    AuditEntry,
+    ErasureReport,
+    Memory,
+    MemoryEvent,
+    NamespaceInfo,
+)
 from mnemolog.projections.projector import RebuildProgress
-from mnemolog.store import MemoryStore
+from mnemolog.store import AUDIT_KINDS, MemoryStore
 from mnemolog.transfer import export_events, import_events, replay
 
 
@@ -40,12 +49,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with mnemolog.open(args.db) as store:
+        policy_file = args.policy or os.environ.get("MNEMOLOG_POLICY")
+        policy = Policy.load(policy_file) if policy_file else None
+        principal_id = args.principal or os.environ.get("MNEMOLOG_PRINCIPAL")
+        with mnemolog.open(args.db, policy=policy) as store:
             view = store.tenant(args.tenant) if args.tenant else store
+            if principal_id:
+                view = view.as_principal(
+                    Principal(principal_id, frozenset(args.roles or ()))
+                )
             result = args.run(view, args)
+    except AccessDenied as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     except MnemologError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, ValidationError) else 1
+    except PydanticValidationError as e:
+        print(f"error: policy: {e}", file=sys.stderr)
+        return 2
     if result is None:
         print("error: not found", file=sys.stderr)
         return 1
@@ -67,7 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mnemolog", description="An event-sourced memory store for AI agents."
     )
     _common(parser)
-    parser.set_defaults(db=DEFAULT_URL, tenant=None, format="json")
+    parser.set_defaults(
+        db=DEFAULT_URL,
+        tenant=None,
+        format="json",
+        policy=None,
+        principal=None,
+        roles=None,
+    )
     # The same options after the command name: `mnemolog get ... --format table`.
     common = argparse.ArgumentParser(add_help=False)
     _common(common)
@@ -86,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--type", dest="memory_type", help="memory type")
     put.add_argument("--importance", type=float)
     put.add_argument("--expected-version", type=int)
+    put.add_argument(
+        "--subject", help="the data subject (a user id) whose key seals it"
+    )
     _provenance(put)
     put.set_defaults(run=_put)
 
@@ -131,13 +163,30 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--actor")
     audit.add_argument("--prefix", dest="namespace_prefix", help="namespace prefix")
     audit.add_argument("--key")
-    audit.add_argument("--kind", choices=("created", "updated", "deleted", "restored"))
+    audit.add_argument("--kind", choices=AUDIT_KINDS)
     audit.add_argument("--since", type=_moment, help="ISO time, inclusive")
     audit.add_argument("--until", type=_moment, help="ISO time, exclusive")
     audit.add_argument("--after-position", type=int, help="page after this entry")
     audit.add_argument("--limit", type=int, default=100)
     audit.add_argument("--newest-first", action="store_true")
     audit.set_defaults(run=_audit)
+
+    erase = command(
+        "erase",
+        help="destroy the keys of a subject, a memory or the tenant: the content "
+        "is gone for good",
+    )
+    target = erase.add_mutually_exclusive_group(required=True)
+    target.add_argument("--subject", help="a data subject (user id) of --tenant")
+    target.add_argument(
+        "--memory", nargs=2, metavar=("NAMESPACE", "KEY"), help="one memory"
+    )
+    target.add_argument(
+        "--whole-tenant", action="store_true", help="everything of --tenant"
+    )
+    erase.add_argument("--actor")
+    erase.add_argument("--reason", help="why (recorded; no personal data here)")
+    erase.set_defaults(run=_erase)
 
     status = command("status", help="each projection's position, the head, the lag")
     status.set_defaults(run=_status)
@@ -215,6 +264,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=suppress,
         help="output (default: json)",
     )
+    parser.add_argument(
+        "--policy",
+        default=suppress,
+        help="a JSON policy file (default: $MNEMOLOG_POLICY; none: allow all)",
+    )
+    parser.add_argument(
+        "--principal",
+        default=suppress,
+        help="who is calling, checked against the policy ($MNEMOLOG_PRINCIPAL)",
+    )
+    parser.add_argument(
+        "--role",
+        action="append",
+        dest="roles",
+        default=suppress,
+        help="a role of the principal (repeatable)",
+    )
 
 
 def _address(command: argparse.ArgumentParser) -> None:
@@ -263,6 +329,7 @@ def _put(store: MemoryStore, args: argparse.Namespace) -> Memory:
         memory_type=args.memory_type,
         importance=args.importance,
         expected_version=args.expected_version,
+        subject=args.subject,
         actor=args.actor,
         task_id=args.task_id,
         source=args.source,
@@ -282,6 +349,18 @@ def _get(store: MemoryStore, args: argparse.Namespace) -> Memory | None:
 
 def _history(store: MemoryStore, args: argparse.Namespace) -> list[MemoryEvent]:
     return store.history(args.namespace, args.key)
+
+
+def _erase(store: MemoryStore, args: argparse.Namespace) -> ErasureReport:
+    if args.memory is not None:
+        namespace, key = args.memory
+        return store.erase_memory(namespace, key, reason=args.reason, actor=args.actor)
+    return store.erase(
+        args.subject,
+        whole_tenant=args.whole_tenant,
+        reason=args.reason,
+        actor=args.actor,
+    )
 
 
 def _lifecycle(store: MemoryStore, args: argparse.Namespace) -> Memory:
@@ -394,6 +473,7 @@ def _import(store: MemoryStore, args: argparse.Namespace) -> dict[str, Any]:
 
 def _replay(store: MemoryStore, args: argparse.Namespace) -> Any:
     if args.into:
+        store._allow("read", None, args.namespace)
         with mnemolog.open(args.into) as target:
             if target.projections.status()[0].head:
                 raise ValidationError("into", f"{args.into} is not empty")

@@ -1,9 +1,11 @@
-"""How events become bytes in the log and back: orjson, plus the stored digest."""
+"""How events become bytes in the log and back: orjson, the stored digest, and
+the sealing of personal fields with their stream's key (see domain.chain)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
+from uuid import UUID
 
 import orjson
 from eventsourcing.domain import CanSnapshotAggregate, DomainEventProtocol
@@ -16,7 +18,21 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
-from mnemolog.domain.chain import STORED_DIGEST, event_digest
+from mnemolog.domain.chain import (
+    COMMIT,
+    PUBLIC_FIELDS,
+    SALT,
+    STORED_DIGEST,
+    commitment,
+    event_digest,
+    personal_fields,
+)
+
+if TYPE_CHECKING:
+    from mnemolog.adapters.keyring import Keyring
+
+SEALED = "sealed"
+"""The field of a stored event or snapshot holding its encrypted part."""
 
 # Fields that eventsourcing's base classes hold as datetimes; ours are JSON-native.
 _EVENT_DATETIMES = ("timestamp",)
@@ -40,8 +56,11 @@ class OrjsonTranscoder(Transcoder):
 
 
 class ChainedMapper(Mapper[Any]):
-    """The library's mapper, plus: datetimes restored, and the digest of each
-    chained event computed from its stored form before any upcasting."""
+    """The library's mapper, plus: datetimes restored, the digest of each
+    chained event computed from its stored form before any upcasting, and
+    personal fields sealed with their stream's key (when a keyring is set)."""
+
+    keyring: Keyring | None = None
 
     def to_stored_event(self, domain_event: DomainEventProtocol[Any]) -> StoredEvent:
         state = dict(vars(domain_event))
@@ -51,6 +70,8 @@ class ChainedMapper(Mapper[Any]):
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
+        topic = get_topic(type(domain_event))
+        state = self.seal_state(originator_id, originator_version, topic, state)
         data = self.transcoder.encode(state)
         if self.compressor:
             data = self.compressor.compress(data)
@@ -59,13 +80,80 @@ class ChainedMapper(Mapper[Any]):
         return StoredEvent(
             originator_id=originator_id,
             originator_version=originator_version,
-            topic=get_topic(type(domain_event)),
+            topic=topic,
             state=data,
         )
+
+    def seal_state(
+        self, stream: UUID, version: int, topic: str, state: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The stored form of an event's (or snapshot's) JSON state: a sealed
+        event's personal fields encrypted beside the commitment to them."""
+        keyring = self.keyring
+        if keyring is None:
+            return state
+        if SALT in state:
+            cls = resolve_topic(topic)
+            subject_field = getattr(cls, "subject_field", None)
+            private = personal_fields(state)
+            stored = {k: v for k, v in state.items() if k in PUBLIC_FIELDS}
+            stored[COMMIT] = commitment(state)
+            stored[SEALED] = keyring.seal(
+                stream,
+                state.get("tenant"),
+                private.get(subject_field) if subject_field else None,
+                self._pack(private),
+                fresh=version == 1 or getattr(cls, "fresh_key", False),
+            )
+            return stored
+        inner = state.get("state")
+        if (
+            topic.endswith(".Snapshot")
+            and isinstance(inner, dict)
+            and "tenant" in inner
+        ):
+            sealed = keyring.seal(
+                stream, str(inner["tenant"]), None, self._pack(inner), fresh=False
+            )
+            return {**state, "state": {SEALED: sealed}}
+        return state
+
+    def _pack(self, fields: dict[str, Any]) -> bytes:
+        """A sealed part's plaintext: JSON, compressed when the log is (here,
+        before encryption, where it still compresses)."""
+        data = orjson.dumps(fields)
+        return self.compressor.compress(data) if self.compressor else data
+
+    def _unpack(self, data: bytes) -> bytes:
+        return self.compressor.decompress(data) if self.compressor else data
+
+    def open_state(
+        self, stream: UUID, state: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """A stored JSON state with its sealed part opened (salt and personal
+        fields in place of the commitment and ciphertext), and True; or, when
+        its key was destroyed, the state as stored and False."""
+        sealed = state.get(SEALED)
+        if sealed is None or self.keyring is None:
+            return state, True
+        plaintext = self.keyring.unseal(stream, sealed)
+        if plaintext is None:
+            return state, False
+        private = orjson.loads(self._unpack(plaintext))
+        if COMMIT not in state:  # a snapshot's state
+            return {**state, "state": private}, True
+        if commitment(private) != state[COMMIT]:
+            msg = f"sealed fields of stream {stream} do not match their commitment"
+            raise ValueError(msg)
+        opened = {k: v for k, v in state.items() if k in PUBLIC_FIELDS}
+        opened.update(private)
+        return opened, True
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
         cls = resolve_topic(stored_event.topic)
         data = stored_event.state
+        convert = find_id_convertor(cls, cast(Any, type(stored_event.originator_id)))
+        originator_id = convert(stored_event.originator_id)
         try:
             if self.cipher:
                 data = self.cipher.decrypt(data)
@@ -74,10 +162,28 @@ class ChainedMapper(Mapper[Any]):
             state: dict[str, Any] = self.transcoder.decode(data)
             for name in _EVENT_DATETIMES:
                 state[name] = datetime.fromisoformat(state[name])
+            digest = None
+            if "prev_hash" in state:
+                digest = event_digest(
+                    stored_event.topic,
+                    cast(Any, originator_id),
+                    stored_event.originator_version,
+                    state,
+                )
+            state, readable = self.open_state(cast(UUID, originator_id), state)
+            if not readable:
+                if issubclass(cls, CanSnapshotAggregate):
+                    raise SnapshotErased(stored_event.topic)
+                cls = redacted_class(stored_event.topic)
+                state = {k: v for k, v in state.items() if k in PUBLIC_FIELDS}
+            if digest is not None:
+                state[STORED_DIGEST] = digest
             if isinstance(cls, type) and issubclass(cls, CanSnapshotAggregate):
                 inner = state["state"]
                 for name in _SNAPSHOT_DATETIMES:
                     inner[name] = datetime.fromisoformat(inner[name])
+        except SnapshotErased:
+            raise
         except Exception as e:
             msg = (
                 f"cannot read stored event {stored_event.topic} "
@@ -85,22 +191,26 @@ class ChainedMapper(Mapper[Any]):
             )
             raise MapperDeserialisationError(msg) from e
 
-        convert = find_id_convertor(cls, cast(Any, type(stored_event.originator_id)))
-        originator_id = convert(stored_event.originator_id)
-        if "prev_hash" in state:
-            state[STORED_DIGEST] = event_digest(
-                stored_event.topic,
-                cast(Any, originator_id),
-                stored_event.originator_version,
-                state,
-            )
         state["originator_id"] = originator_id
         state["originator_version"] = stored_event.originator_version
         class_version = getattr(cls, "class_version", 1)
         from_version = state.pop("class_version", 1)
+        if not readable:
+            from_version = class_version
         while from_version < class_version:
             getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
             from_version += 1
         event = object.__new__(cls)
         object.__setattr__(event, "__dict__", state)
         return cast(DomainEventProtocol[Any], event)
+
+
+class SnapshotErased(MapperDeserialisationError):
+    """A snapshot sealed with a destroyed key: fold from the events instead."""
+
+
+def redacted_class(topic: str) -> type[Any]:
+    """The Redacted event class of the aggregate an event topic belongs to."""
+    module, _, qualname = topic.partition(":")
+    aggregate = resolve_topic(f"{module}:{qualname.split('.')[0]}")
+    return cast(type[Any], aggregate.Redacted)

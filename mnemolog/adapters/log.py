@@ -4,13 +4,16 @@ one-statement reads of the read models beside it."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy.engine import Dialect
 
 from mnemolog.projections.projector import LogAccess, Projector
+
+if TYPE_CHECKING:
+    from mnemolog.adapters.keyring import Keyring
 from mnemolog.projections.sql import DbCursor
 
 
@@ -36,12 +39,16 @@ class Log(LogAccess, Protocol):
     project_inline: bool
     sql_dialect: Dialect
     backend: str
+    keyring: Keyring | None
 
     def fetch_one(self, statement: str, params: Any) -> Any: ...
 
     def fetch_all(self, statement: str, params: Any) -> list[Any]: ...
 
     def close_readers(self) -> None: ...
+
+    def after_erasure(self) -> None:
+        """Leaves no copy of erased rows in the files where the backend can."""
 
     def select_streams(
         self, originator_ids: Sequence[UUID], *, after: Mapping[UUID, int] | None = None

@@ -38,7 +38,8 @@ from psycopg.sql import SQL, Identifier
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.engine import Dialect
 
-from mnemolog.domain.errors import ProjectionError
+from mnemolog.adapters.keyring import ErasurePlan, Keyring
+from mnemolog.domain.errors import ProjectionError, QuotaExceeded
 from mnemolog.projections.projector import Projector
 from mnemolog.projections.sql import DbCursor
 
@@ -77,6 +78,8 @@ class PgLogRecorder(PostgresProcessRecorder):
     project_inline = True
     """False when projection workers apply new events instead of writers."""
     backend = "postgresql"
+    keyring: Keyring | None = None
+    """The keys that seal personal fields (set by the store)."""
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         kwargs["tracking_table_name"] = TRACKING_TABLE
@@ -185,6 +188,9 @@ class PgLogRecorder(PostgresProcessRecorder):
     ) -> Sequence[int] | None:
         """Inserts the events and applies the projections, in one transaction."""
         domain_events = kwargs.pop("projected_events", None)
+        erasure: ErasurePlan | None = kwargs.pop("erasure", None)
+        keyring = self.keyring
+        keys: list[dict[str, Any]] = []
         if not stored_events:
             return []
         rows = [
@@ -201,12 +207,27 @@ class PgLogRecorder(PostgresProcessRecorder):
             connection.pipeline() as pipeline,
             connection.transaction(),
             connection.cursor(row_factory=tuple_row) as cursor,
+            connection.cursor(row_factory=tuple_row) as epoch_cursor,
+            connection.cursor(row_factory=tuple_row) as keys_cursor,
         ):
             for statement in self.lock_table_statements:
                 cursor.execute(statement, prepare=True)
+            if keyring is not None:
+                # Read with the positions below: no round trip of its own.
+                epoch_cursor.execute(keyring.select_epoch_sql, prepare=True)
+                # Each its own cursor: in a pipeline, a cursor's results are
+                # those of the statements it ran, and the positions are read
+                # from ``cursor`` below.
+                keys = keyring.write_pending(keys_cursor)
+                if erasure is not None:
+                    keyring.destroy(keys_cursor, erasure, "%s")
+                    self.delete_snapshots(keys_cursor, erasure.streams)
             cursor.execute(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
             cursor.execute(self.insert_events_statement, (rows,), prepare=True)
             positions = [row[0] for row in cursor.fetchall()]
+            if keyring is not None:
+                epoch = epoch_cursor.fetchone()
+                keyring.check_epoch(int(epoch[0]) if epoch else 0)
             if (
                 self.projector is not None
                 and self.project_inline
@@ -217,10 +238,32 @@ class PgLogRecorder(PostgresProcessRecorder):
                     self.projector.apply_inline(cursor, domain_events, positions)
                     # A projection's error shows here, not as the log's own.
                     pipeline.sync()
+                except QuotaExceeded:
+                    raise
                 except Exception as e:
                     msg = f"projection failed; nothing was written: {e!r}"
                     raise ProjectionError(msg) from e
+        if keyring is not None:
+            keyring.committed(keys)
         return positions
+
+    def after_erasure(self) -> None:
+        """Vacuums the key tables, so destroyed keys leave their pages (the
+        read models' dead rows go at the next autovacuum)."""
+        with self.datastore.get_connection() as connection:
+            connection.autocommit = True
+            try:
+                connection.execute("VACUUM stream_keys, subject_keys")
+            finally:
+                connection.autocommit = False
+
+    @staticmethod
+    def delete_snapshots(cursor: DbCursor, streams: Sequence[str]) -> None:
+        """Deletes the snapshots of streams (hex ids) whose keys are destroyed."""
+        cursor.executemany(
+            f"DELETE FROM {SNAPSHOTS_TABLE} WHERE originator_id = %s",
+            [(UUID(hex=s),) for s in streams],
+        )
 
     @contextmanager
     def write_transaction(self) -> Iterator[DbCursor]:

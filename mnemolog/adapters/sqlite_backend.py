@@ -31,12 +31,14 @@ from eventsourcing.sqlite import (
     SQLiteCursor,
     SQLiteFactory,
     SQLiteProcessRecorder,
+    SQLiteTransaction,
 )
 from eventsourcing.utils import Environment, EnvType
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Dialect
 
-from mnemolog.domain.errors import ProjectionError
+from mnemolog.adapters.keyring import ErasurePlan, Keyring
+from mnemolog.domain.errors import ProjectionError, QuotaExceeded
 from mnemolog.projections.projector import Projector
 from mnemolog.projections.sql import DbCursor
 
@@ -79,6 +81,9 @@ class TunedConnectionPool(SQLiteConnectionPool):
                 raw.execute("PRAGMA journal_mode=WAL")
                 self.is_journal_mode_wal = True
             raw.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            # Deleted rows are overwritten with zeros, not left in free pages:
+            # an erasure's purge leaves no copy in the file.
+            raw.execute("PRAGMA secure_delete=ON")
         raw.row_factory = sqlite3.Row
         return SQLiteConnection(sqlite_conn=raw, max_age=self.max_age)
 
@@ -97,6 +102,16 @@ class PollingListener:
         """Nothing to close."""
 
 
+class ImmediateTransaction(SQLiteTransaction):
+    """The library's transaction (its errors translated the same way), begun
+    with the write lock taken."""
+
+    def __enter__(self) -> SQLiteCursor:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        return cursor
+
+
 class LogRecorder(SQLiteProcessRecorder):
     """Records events, and applies the projections in the same transaction.
 
@@ -109,6 +124,8 @@ class LogRecorder(SQLiteProcessRecorder):
     project_inline = True
     """False when projection workers apply new events instead of writers."""
     backend = "sqlite"
+    keyring: Keyring | None = None
+    """The keys that seal personal fields (set by the store)."""
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
@@ -141,11 +158,19 @@ class LogRecorder(SQLiteProcessRecorder):
 
     def fetch_one(self, statement: str, params: Any) -> Any:
         """The first row of a one-statement query, or None."""
+        writing = getattr(self._local, "writing", None)
+        if writing is not None:  # inside this thread's write: read there
+            writing.execute(statement, params)
+            return writing.fetchone()
         with self._reader() as cursor:
             return cursor.execute(statement, params).fetchone()
 
     def fetch_all(self, statement: str, params: Any) -> list[Any]:
         """Every row of a one-statement query."""
+        writing = getattr(self._local, "writing", None)
+        if writing is not None:
+            writing.execute(statement, params)
+            return list(writing.fetchall())
         with self._reader() as cursor:
             return cursor.execute(statement, params).fetchall()
 
@@ -250,6 +275,25 @@ class LogRecorder(SQLiteProcessRecorder):
             for row in self.fetch_all(statement, params)
         ]
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Inserts the events, their new stream keys, and applies the
+        projections, in one transaction."""
+        keys: list[dict[str, Any]] = []
+        # BEGIN IMMEDIATE: the transaction reads (the key epoch) before it
+        # writes, and a deferred one that another process wrote past in the
+        # meantime fails at once with "database is locked" (WAL snapshot).
+        with (
+            self.datastore.get_connection(commit=True) as connection,
+            ImmediateTransaction(connection, commit=True) as cursor,
+            cursor,
+        ):
+            positions = self._insert_events(cursor, stored_events, _keys=keys, **kwargs)
+        if self.keyring is not None:
+            self.keyring.committed(keys)
+        return positions
+
     def _insert_events(
         self,
         c: SQLiteCursor,
@@ -257,6 +301,13 @@ class LogRecorder(SQLiteProcessRecorder):
         **kwargs: Any,
     ) -> Sequence[int] | None:
         domain_events = kwargs.pop("projected_events", None)
+        keys: list[dict[str, Any]] = kwargs.pop("_keys", [])
+        erasure: ErasurePlan | None = kwargs.pop("erasure", None)
+        if self.keyring is not None:
+            keys += self.keyring.before_insert(c)
+            if erasure is not None:
+                self.keyring.destroy(c, erasure, "?")
+                self.delete_snapshots(c, erasure.streams)
         positions = super()._insert_events(c, stored_events, **kwargs)
         if (
             self.projector is not None
@@ -266,6 +317,8 @@ class LogRecorder(SQLiteProcessRecorder):
         ):
             try:
                 self.projector.apply_inline(c, domain_events, positions)
+            except QuotaExceeded:
+                raise
             except Exception as e:
                 # Never let a read model's failure pass for the log's own
                 # IntegrityError, which callers take as a lost version race.
@@ -273,17 +326,42 @@ class LogRecorder(SQLiteProcessRecorder):
                 raise ProjectionError(msg) from e
         return positions
 
+    def after_erasure(self) -> None:
+        """Merges the full-text index (an FTS5 delete only marks a row until
+        its segments merge) and truncates the write-ahead log, so that with
+        secure_delete (on for every connection) no erased row is left in the
+        files."""
+        with self.write_transaction() as cursor:
+            cursor.execute("INSERT INTO memory_text(memory_text) VALUES ('optimize')")
+        if not self.datastore.pool.is_sqlite_memory_mode:
+            with self.datastore.get_connection(commit=False) as connection:
+                connection.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @staticmethod
+    def delete_snapshots(cursor: DbCursor, streams: Sequence[str]) -> None:
+        """Deletes the snapshots of streams (hex ids) whose keys are destroyed."""
+        cursor.executemany(
+            f"DELETE FROM {SNAPSHOTS_TABLE} WHERE originator_id = ?",
+            [(s,) for s in streams],
+        )
+
     @contextmanager
     def write_transaction(self) -> Iterator[DbCursor]:
         """BEGIN IMMEDIATE: the write lock is ours before the first read."""
         with self.datastore.get_connection(commit=True) as connection:
             cursor = connection.cursor()
             cursor.execute("BEGIN IMMEDIATE")
+            # Reads in this thread meanwhile (a key the mapper needs) run in
+            # this transaction: a reader would wait for it (memory://) or
+            # miss what it wrote.
+            self._local.writing = cursor
             try:
                 yield cursor
             except BaseException:
                 connection.rollback()
                 raise
+            finally:
+                self._local.writing = None
             connection.commit()
 
     def create_read_models(

@@ -42,3 +42,32 @@ class IntegrityViolation(MnemologError):
 
 class ProjectionError(MnemologError):
     """A read model could not apply an event; the write was rolled back."""
+
+
+class AccessDenied(MnemologError, PermissionError):
+    """The policy does not let this principal do this here; nothing was written."""
+
+    def __init__(
+        self, principal: str, action: str, tenant: str, namespace: str | None
+    ) -> None:
+        where = f"namespace {namespace!r}" if namespace else "the whole tenant"
+        super().__init__(
+            f"principal {principal!r} may not {action} {where} in tenant {tenant!r}"
+        )
+        self.principal = principal
+        self.action = action
+        self.tenant = tenant
+        self.namespace = namespace
+
+
+class QuotaExceeded(MnemologError):
+    """The write would take a tenant past a quota; nothing was written."""
+
+    def __init__(self, tenant: str, quota: str, limit: int, would_be: int) -> None:
+        super().__init__(
+            f"tenant {tenant!r}: {quota} would be {would_be}, over its quota of {limit}"
+        )
+        self.tenant = tenant
+        self.quota = quota
+        self.limit = limit
+        self.would_be = would_be

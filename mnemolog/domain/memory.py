@@ -10,7 +10,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from mnemolog.domain.chain import GENESIS_HASH, digest_of
+from mnemolog.domain.chain import GENESIS_HASH, digest_of, fold_redacted, new_salt
 from mnemolog.domain.errors import NotFound
 from mnemolog.domain.values import JSON, canonical_json
 
@@ -54,6 +54,25 @@ class Provenance:
         }
 
 
+ERASED: dict[str, Any] = {
+    "namespace": "",
+    "key": "",
+    "value": None,
+    "content_hash": "",
+    "memory_type": "",
+    "tags": [],
+    "metadata": {},
+    "importance": 0.0,
+    "confidence": 0.0,
+    "embedding": None,
+    "embedding_model": None,
+    "subject": None,
+    "created_by": None,
+    "updated_by": None,
+}
+"""The state of a memory whose events so far were erased."""
+
+
 class Memory(Aggregate):
     """A memory's state, folded from its events."""
 
@@ -62,6 +81,10 @@ class Memory(Aggregate):
     """Base64 of little-endian float32 (see ``vectors.encode_vector``), or None."""
     embedding_model: str | None = None
     """The model that made the embedding, or the name the caller gave."""
+    subject: str | None = None
+    """The data subject whose key seals the memory's events (None: the tenant's)."""
+    erased: bool = False
+    """True when the events so far were erased (their key destroyed)."""
 
     @staticmethod
     def create_id(tenant: str, namespace: str, key: str) -> UUID:
@@ -78,13 +101,15 @@ class Memory(Aggregate):
         source: str | None
         reason: str | None
         prev_hash: str
+        salt: str
+        """Random; makes the commitment to the sealed fields unguessable."""
 
         def digest(self) -> str:
             """This event's hash as stored; the next event carries it as prev_hash."""
             return digest_of(self)
 
         def apply(self, aggregate: Any) -> None:
-            assert isinstance(aggregate, Memory)
+            assert isinstance(aggregate, Memory), aggregate
             aggregate.head_hash = self.digest()
             aggregate.updated_by = self.actor
             self.change(aggregate)
@@ -96,7 +121,8 @@ class Memory(Aggregate):
         """The first version of a memory."""
 
         kind: ClassVar[str] = "created"
-        class_version: ClassVar[int] = 3
+        class_version: ClassVar[int] = 4
+        subject_field: ClassVar[str] = "subject"
 
         tenant: str
         namespace: str
@@ -110,6 +136,7 @@ class Memory(Aggregate):
         confidence: float
         embedding: str | None
         embedding_model: str | None
+        subject: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -122,6 +149,11 @@ class Memory(Aggregate):
             state["embedding"] = None
             state["embedding_model"] = None
 
+        @staticmethod
+        def upcast_v3_v4(state: dict[str, Any]) -> None:
+            """Version 3 had no data subject: its memories are the tenant's."""
+            state["subject"] = None
+
     class Updated(Event):
         """Some of value, content hash, tags, metadata, type, importance, confidence."""
 
@@ -133,6 +165,46 @@ class Memory(Aggregate):
             for name, new in self.changes.items():
                 if name in MUTABLE_FIELDS:
                     setattr(memory, name, new)
+
+    class Recreated(Event):
+        """A memory written again after its earlier versions were erased."""
+
+        kind: ClassVar[str] = "recreated"
+        subject_field: ClassVar[str] = "subject"
+        fresh_key: ClassVar[bool] = True
+
+        tenant: str
+        namespace: str
+        key: str
+        subject: str | None
+        value: JSON
+        content_hash: str
+        memory_type: str
+        tags: list[str]
+        metadata: dict[str, JSON]
+        importance: float
+        confidence: float
+        embedding: str | None
+        embedding_model: str | None
+
+        def change(self, memory: Memory) -> None:
+            for name in ("tenant", "namespace", "key", "subject", *MUTABLE_FIELDS):
+                setattr(memory, name, getattr(self, name))
+            memory.deleted = memory.erased = False
+            memory.created_by = self.actor
+            memory._created_on = self.timestamp
+
+    class Redacted(Event):
+        """An event whose sealed part cannot be read: its key was destroyed.
+
+        The mapper gives one in place of any erased event of a memory; it
+        keeps the stream's versions and hash chain and blanks the state.
+        """
+
+        kind: ClassVar[str] = "redacted"
+
+        def mutate(self, aggregate: Any) -> Any:
+            return fold_redacted(self, aggregate, Memory, ERASED)
 
     class Deleted(Event):
         """A soft delete: hidden from reads, history kept."""
@@ -166,6 +238,7 @@ class Memory(Aggregate):
         actor: str | None,
         embedding: str | None = None,
         embedding_model: str | None = None,
+        subject: str | None = None,
     ) -> None:
         self.tenant = tenant
         """The isolation boundary the memory lives in."""
@@ -189,6 +262,7 @@ class Memory(Aggregate):
         """In [0, 1]."""
         self.embedding = embedding
         self.embedding_model = embedding_model
+        self.subject = subject
         self.deleted = False
         """True after a soft delete."""
         self.created_by = actor
@@ -215,6 +289,7 @@ class Memory(Aggregate):
         provenance: Provenance,
         embedding: str | None = None,
         embedding_model: str | None = None,
+        subject: str | None = None,
     ) -> Memory:
         """Creates a memory; triggers Created."""
         return cls._create(
@@ -232,9 +307,18 @@ class Memory(Aggregate):
             confidence=confidence,
             embedding=embedding,
             embedding_model=embedding_model,
+            subject=subject,
             prev_hash=GENESIS_HASH,
+            salt=new_salt(),
             **provenance.as_event_fields(),
         )
+
+    def recreate(self, fields: dict[str, JSON], provenance: Provenance) -> None:
+        """Writes an erased memory anew (``fields`` as Recreated holds them);
+        triggers Recreated after its erased versions."""
+        if not self.erased:
+            raise NotFound(f"{self.namespace}/{self.key} is not erased")
+        self._trigger(self.Recreated, provenance, **fields)
 
     def revise(
         self, changes: dict[str, JSON], provenance: Provenance, *, force: bool = False
@@ -279,7 +363,7 @@ class Memory(Aggregate):
 
     def restore(self, provenance: Provenance) -> bool:
         """Undoes a soft delete; triggers Restored. False if it was not deleted."""
-        if not self.deleted:
+        if not self.deleted or self.erased:
             return False
         self._trigger(self.Restored, provenance)
         return True
@@ -293,6 +377,7 @@ class Memory(Aggregate):
             event_class,
             timestamp=max(now, self.modified_on),
             prev_hash=self.head_hash,
+            salt=new_salt(),
             **provenance.as_event_fields(),
             **fields,
         )

@@ -17,7 +17,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from mnemolog.domain.chain import GENESIS_HASH, digest_of
+from mnemolog.domain.chain import GENESIS_HASH, digest_of, fold_redacted, new_salt
 from mnemolog.domain.errors import MnemologError, ValidationError
 from mnemolog.domain.values import JSON, canonical_json
 
@@ -88,11 +88,27 @@ def _session_id(tenant: str, session_id: str) -> UUID:
     return uuid5(SESSION_ID_NAMESPACE, canonical_json([tenant, session_id]).hex())
 
 
+ERASED: dict[str, Any] = {
+    "session_id": "",
+    "app_name": "",
+    "user_id": "",
+    "project_id": None,
+    "state": {},
+    "metadata": {},
+    "status": "archived",
+    "event_count": 0,
+    "last_event_id": None,
+}
+"""The state of a session whose events so far were erased."""
+
+
 class Session(Aggregate):
     """A session's state, folded from its events."""
 
     deleted: bool = False
     """True after delete (a class default: older snapshots lack it)."""
+    erased: bool = False
+    """True when the events so far were erased (their key destroyed)."""
 
     @staticmethod
     def create_id(tenant: str, session_id: str) -> UUID:
@@ -106,6 +122,8 @@ class Session(Aggregate):
 
         actor: str | None
         prev_hash: str
+        salt: str
+        """Random; makes the commitment to the sealed fields unguessable."""
 
         def digest(self) -> str:
             """This event's hash as stored; the next event carries it as prev_hash."""
@@ -123,6 +141,7 @@ class Session(Aggregate):
         """A new session, with its initial (session-scoped) state."""
 
         kind: ClassVar[str] = "created"
+        subject_field: ClassVar[str] = "user_id"
 
         tenant: str
         session_id: str
@@ -175,6 +194,18 @@ class Session(Aggregate):
 
         def change(self, session: Session) -> None:
             session.state = dict(self.state)
+
+    class Redacted(Event):
+        """An event whose sealed part cannot be read: its key was destroyed.
+
+        The mapper gives one in place of any erased event of a session; it
+        keeps the stream's versions and hash chain and blanks the state.
+        """
+
+        kind: ClassVar[str] = "redacted"
+
+        def mutate(self, aggregate: Any) -> Any:
+            return fold_redacted(self, aggregate, Session, ERASED)
 
     class Deleted(Event):
         """The session is gone from every read; its events stay in the log."""
@@ -245,6 +276,7 @@ class Session(Aggregate):
             metadata=dict(metadata or {}),
             actor=actor,
             prev_hash=GENESIS_HASH,
+            salt=new_salt(),
         )
 
     def append(
@@ -272,6 +304,7 @@ class Session(Aggregate):
             state_delta=persisted_part(state_delta or {}),
             actor=actor,
             prev_hash=self.head_hash,
+            salt=new_salt(),
         )
 
     def move_to(self, status: str, *, actor: str | None = None) -> bool:
@@ -283,7 +316,11 @@ class Session(Aggregate):
         if status not in TRANSITIONS[self.status]:
             raise IllegalTransition(self.status, status)
         self.trigger_event(
-            self.StatusChanged, status=status, actor=actor, prev_hash=self.head_hash
+            self.StatusChanged,
+            status=status,
+            actor=actor,
+            prev_hash=self.head_hash,
+            salt=new_salt(),
         )
         return True
 
@@ -291,7 +328,9 @@ class Session(Aggregate):
         """Deletes the session; triggers Deleted. False if it already was."""
         if self.deleted:
             return False
-        self.trigger_event(self.Deleted, actor=actor, prev_hash=self.head_hash)
+        self.trigger_event(
+            self.Deleted, actor=actor, prev_hash=self.head_hash, salt=new_salt()
+        )
         return True
 
     def rewind(
@@ -306,6 +345,7 @@ class Session(Aggregate):
             state=dict(state),
             actor=actor,
             prev_hash=self.head_hash,
+            salt=new_salt(),
         )
 
 

@@ -270,6 +270,15 @@ def check_unit_interval(value: object, field: str) -> float:
     return number
 
 
+def check_subject(value: object) -> str | None:
+    """A data subject's id: None, or 1 to 256 characters without controls."""
+    if value is None:
+        return None
+    if isinstance(value, str) and not value:
+        raise ValidationError("subject", "must not be empty (None: the tenant's)")
+    return check_optional_text(value, "subject")
+
+
 def check_optional_text(
     value: object, field: str, *, max_length: int = 256
 ) -> str | None:

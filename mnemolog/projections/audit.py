@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
+from mnemolog.domain.erasure import Erasure
 from mnemolog.domain.memory import Memory
 from mnemolog.projections.base import Projection, handles
 from mnemolog.projections.current_state import namespace_path, to_micros
@@ -78,18 +79,48 @@ class AuditProjection(Projection):
         super().__init__(dialect, suffix=suffix)
         log = self.table("audit_log")
         self._insert = compile_sql(insert(log), dialect)
-        # Later events name only their stream; its first row says where it lives.
-        self._address = compile_sql(
-            select(log.c.tenant, log.c.namespace, log.c.key).where(
-                log.c.memory_id == bindparam("b_id"),
-                log.c.version == literal_column("1"),
-            ),
-            dialect,
+        # Later events name only their stream; its newest row says where it lives.
+        self._address = (
+            compile_sql(
+                select(log.c.tenant, log.c.namespace, log.c.key)
+                .where(log.c.memory_id == bindparam("b_id"))
+                .order_by(log.c.version.desc()),
+                dialect,
+            )
+            + " LIMIT 1"
         )
+
+    @handles(Erasure.Erased)
+    def _erased(self, cursor: DbCursor, event: Erasure.Erased, position: int) -> None:
+        """The erased streams' rows go; one row records the erasure itself
+        (who, when, why, how many streams), with no personal data."""
+        self.purge(cursor, "memory_id", event.streams)
+        cursor.execute(
+            self._insert,
+            {
+                "position": position,
+                "at": to_micros(event.timestamp),
+                "tenant": event.tenant,
+                "actor": event.actor,
+                "task_id": None,
+                "source": f"{event.scope}: {len(event.streams)} streams",
+                "reason": event.reason,
+                "kind": event.kind,
+                "memory_id": event.originator_id.hex,
+                "namespace": "",
+                "ns_path": "",
+                "key": "",
+                "version": event.originator_version,
+            },
+        )
+
+    @handles(Memory.Redacted)
+    def _redacted(self, cursor: DbCursor, event: Memory.Event, position: int) -> None:
+        """An erased event leaves no row."""
 
     @handles(Memory.Event)
     def _any(self, cursor: DbCursor, event: Memory.Event, position: int) -> None:
-        if isinstance(event, Memory.Created):
+        if isinstance(event, Memory.Created | Memory.Recreated):
             tenant, namespace, key = event.tenant, event.namespace, event.key
         else:
             cursor.execute(self._address, {"b_id": event.originator_id.hex})

@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import MetaData, Table
+from sqlalchemy import MetaData, Table, bindparam, delete
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import quoted_name
 
-from mnemolog.projections.sql import DbCursor
+from mnemolog.projections.sql import DbCursor, compile_sql
 
 Handler = Callable[[Any, DbCursor, Any, int], None]
 F = TypeVar("F", bound=Callable[..., None])
@@ -61,8 +61,10 @@ class Projection:
         cls._handlers = handlers
         cls.topics = tuple(handlers)
 
-    def __init__(self, dialect: Dialect, *, suffix: str = "") -> None:
+    def __init__(self, dialect: Dialect, *, suffix: str = "", **options: Any) -> None:
         self.dialect = dialect
+        self.options = options
+        """What a subclass was configured with; a rebuild's shadow gets it too."""
         self.suffix = suffix
         """Non-empty for a rebuild: the projection then writes shadow tables."""
         if suffix:
@@ -83,6 +85,14 @@ class Projection:
     def table(self, name: str) -> Table:
         """The table this instance writes for the canonical table ``name``."""
         return self._by_name[name]
+
+    def purge(self, cursor: DbCursor, column: str, streams: list[str]) -> None:
+        """Deletes the rows of erased streams from each table with ``column``."""
+        params = [{"b_id": s} for s in streams]
+        for table in self.live_tables:
+            if column in table.c and params:
+                statement = delete(table).where(table.c[column] == bindparam("b_id"))
+                cursor.executemany(compile_sql(statement, self.dialect), params)
 
     def handle(self, cursor: DbCursor, event: Any, position: int) -> None:
         """Applies one event at its log position."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import (
@@ -41,6 +41,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement, Select
 
+from mnemolog.domain.erasure import Erasure
+
+if TYPE_CHECKING:
+    from mnemolog.adapters.cipher import ColumnCipher
 from mnemolog.domain.memory import Memory
 from mnemolog.domain.values import JSON, canonical_json
 from mnemolog.projections.base import Projection, handles
@@ -201,6 +205,10 @@ def exact_number(number: float | None, dialect: Dialect) -> Any:
     return number
 
 
+def _as_is(text: str) -> str:
+    return text
+
+
 def exact_text(text: str | None, dialect: Dialect) -> str | None:
     """A caller's string as the dialect stores it for comparisons: PostgreSQL
     text cannot hold NUL, so on it NUL becomes \\x01\\x01 and \\x01 becomes
@@ -237,8 +245,11 @@ class CurrentStateProjection(Projection):
     name = "current_state"
     tables = TABLES
 
-    def __init__(self, dialect: Dialect, *, suffix: str = "") -> None:
-        super().__init__(dialect, suffix=suffix)
+    def __init__(
+        self, dialect: Dialect, *, suffix: str = "", columns: ColumnCipher | None = None
+    ) -> None:
+        super().__init__(dialect, suffix=suffix, columns=columns)
+        self._seal = columns.seal if columns is not None else _as_is
         rows, tags, meta = (self.table(t.name) for t in TABLES)
         self._rows = rows
         self._insert_row = compile_sql(insert(rows), dialect)
@@ -299,7 +310,12 @@ class CurrentStateProjection(Projection):
             "position": position,
         }
 
-    @handles(Memory.Created)
+    @handles(Erasure.Erased)
+    def _erased(self, cursor: DbCursor, event: Erasure.Erased, position: int) -> None:
+        self.purge(cursor, "memory_id", event.streams)
+        self.purge(cursor, "id", event.streams)
+
+    @handles(Memory.Created, Memory.Recreated)
     def _created(self, cursor: DbCursor, event: Memory.Created, position: int) -> None:
         memory_id = event.originator_id.hex
         at = to_micros(event.timestamp)
@@ -311,11 +327,11 @@ class CurrentStateProjection(Projection):
                 "namespace": event.namespace,
                 "ns_path": namespace_path(event.namespace),
                 "key": event.key,
-                "value": dumps(event.value),
+                "value": self._seal(dumps(event.value)),
                 "content_hash": event.content_hash,
                 "memory_type": event.memory_type,
                 "tags": dumps(event.tags),
-                "metadata": dumps(event.metadata),
+                "metadata": self._seal(dumps(event.metadata)),
                 "importance": event.importance,
                 "confidence": event.confidence,
                 "deleted": False,
@@ -338,7 +354,9 @@ class CurrentStateProjection(Projection):
         for name, new in event.changes.items():
             if name in VECTOR_FIELDS:  # the vectors projection's
                 continue
-            if name in ("value", "tags", "metadata"):
+            if name in ("value", "metadata"):
+                values[name] = self._seal(dumps(new))
+            elif name == "tags":
                 values[name] = dumps(new)
             else:
                 values[name] = new

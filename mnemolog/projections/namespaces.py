@@ -21,14 +21,17 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    delete,
     insert,
     literal_column,
+    or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
+from mnemolog.domain.erasure import Erasure
 from mnemolog.domain.memory import Memory
 from mnemolog.projections.base import Projection, handles
 from mnemolog.projections.current_state import namespace_path
@@ -86,6 +89,29 @@ class NamespacesProjection(Projection):
             .values(live=bindparam("live")),
             dialect,
         )
+        self._any_member = (
+            compile_sql(
+                select(literal_column("1")).where(
+                    members.c.tenant == bindparam("tenant"),
+                    or_(
+                        members.c.namespace == bindparam("ns"),
+                        and_(
+                            members.c.namespace >= bindparam("low"),
+                            members.c.namespace < bindparam("high"),
+                        ),
+                    ),
+                ),
+                dialect,
+            )
+            + " LIMIT 1"
+        )
+        self._drop_namespace = compile_sql(
+            delete(counts).where(
+                counts.c.tenant == bindparam("tenant"),
+                counts.c.namespace == bindparam("ns"),
+            ),
+            dialect,
+        )
         upsert: Any = (postgresql if dialect.name == "postgresql" else sqlite).insert(
             counts
         )
@@ -97,7 +123,35 @@ class NamespacesProjection(Projection):
             dialect,
         )
 
-    @handles(Memory.Created)
+    @handles(Erasure.Erased)
+    def _erased(self, cursor: DbCursor, event: Erasure.Erased, position: int) -> None:
+        """Erased members leave their counts, and a namespace left with no
+        member under it goes, as if the erased memories had never been."""
+        touched: set[tuple[str, str]] = set()
+        for memory_id in event.streams:
+            cursor.execute(self._select_member, {"b_id": memory_id})
+            row = cursor.fetchone()
+            if row is None:
+                continue
+            tenant, namespace, live = row
+            if live:
+                self._count(cursor, tenant, namespace, -1)
+            touched.update((tenant, prefix) for prefix in ancestors(namespace))
+        self.purge(cursor, "memory_id", event.streams)
+        for tenant, prefix in sorted(touched):
+            cursor.execute(
+                self._any_member,
+                {
+                    "tenant": tenant,
+                    "ns": prefix,
+                    "low": prefix + ":",
+                    "high": prefix + ";",
+                },
+            )
+            if cursor.fetchone() is None:
+                cursor.execute(self._drop_namespace, {"tenant": tenant, "ns": prefix})
+
+    @handles(Memory.Created, Memory.Recreated)
     def _created(self, cursor: DbCursor, event: Memory.Created, position: int) -> None:
         cursor.execute(
             self._insert_member,

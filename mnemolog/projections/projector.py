@@ -137,9 +137,16 @@ class Projector:
                     self._replay(cursor, projection, position, upto=first - 1)
                 self.log.track(cursor, projection.name, last)
         for projection in self.projections:
-            for event, at in zip(events, positions, strict=True):
-                if isinstance(event, projection.topics):
-                    projection.handle(cursor, event, at)
+            enforce = getattr(projection, "enforce", None)
+            if enforce is not None:  # limits hold for a writer's own events
+                enforce(True)
+            try:
+                for event, at in zip(events, positions, strict=True):
+                    if isinstance(event, projection.topics):
+                        projection.handle(cursor, event, at)
+            finally:
+                if enforce is not None:
+                    enforce(False)
 
     def catch_up(
         self, names: Sequence[str] | None = None, *, page_size: int = PAGE_SIZE
@@ -226,7 +233,7 @@ class Projector:
         what was written meanwhile, and hands both sets of tables to ``finish``
         in that same transaction. The shadow tables are gone afterwards unless
         ``finish`` took them."""
-        shadow = type(live)(live.dialect, suffix=SHADOW_SUFFIX)
+        shadow = type(live)(live.dialect, suffix=SHADOW_SUFFIX, **live.options)
         with self.log.write_transaction() as cursor:
             self._drop(cursor, shadow)
             for statement in create_statements(shadow.live_tables, live.dialect):

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
+from mnemolog.domain.erasure import Erasure
 from mnemolog.domain.session import Session
 from mnemolog.projections.base import Projection, handles
 from mnemolog.projections.current_state import to_micros
@@ -97,6 +98,10 @@ class SessionsProjection(Projection):
         )
         self._current_status = compile_sql(select(table.c.status).where(where), dialect)
         self._delete = compile_sql(delete(table).where(where), dialect)
+
+    @handles(Erasure.Erased)
+    def _erased(self, cursor: DbCursor, event: Erasure.Erased, position: int) -> None:
+        self.purge(cursor, "id", event.streams)
 
     @handles(Session.Created)
     def _created(self, cursor: DbCursor, event: Session.Created, position: int) -> None:

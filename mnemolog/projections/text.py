@@ -10,15 +10,21 @@ the current-state rows.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Dialect
 
+from mnemolog.domain.erasure import Erasure
 from mnemolog.domain.memory import Memory
 from mnemolog.domain.vectors import text_of
 from mnemolog.projections.base import Projection, handles
 from mnemolog.projections.sql import DbCursor
+
+if TYPE_CHECKING:
+    from mnemolog.adapters.cipher import ColumnCipher
 
 metadata_obj = MetaData()
 
@@ -70,37 +76,51 @@ class TextProjection(Projection):
     name = "text"
     tables = (memory_text_docs, memory_text)
 
-    def __init__(self, dialect: Dialect, *, suffix: str = "") -> None:
-        super().__init__(dialect, suffix=suffix)
+    def __init__(
+        self, dialect: Dialect, *, suffix: str = "", columns: ColumnCipher | None = None
+    ) -> None:
+        super().__init__(dialect, suffix=suffix, columns=columns)
+        self._text = _indexed_text(columns)
         quote = dialect.identifier_preparer.quote
         docs = quote(self.table("memory_text_docs").name)
         fts = quote(self.table("memory_text").name)
-        self._new_doc = f"INSERT INTO {docs} (memory_id) VALUES (?) RETURNING docid"
+        # A document's id is the log position of the event that first gave the
+        # memory text: the same in a rebuild, whatever was erased before it.
+        self._new_doc = f"INSERT INTO {docs} (docid, memory_id) VALUES (?, ?)"
         self._docid = f"SELECT docid FROM {docs} WHERE memory_id = ?"
         self._insert = f"INSERT INTO {fts} (rowid, text) VALUES (?, ?)"
         self._delete = f"DELETE FROM {fts} WHERE rowid = ?"
 
-    @handles(Memory.Created)
+    @handles(Erasure.Erased)
+    def _erased(self, cursor: DbCursor, event: Erasure.Erased, position: int) -> None:
+        for memory_id in event.streams:
+            cursor.execute(self._docid, (memory_id,))
+            row = cursor.fetchone()
+            if row is not None:
+                cursor.execute(self._delete, (row[0],))
+        self.purge(cursor, "memory_id", event.streams)
+
+    @handles(Memory.Created, Memory.Recreated)
     def _created(self, cursor: DbCursor, event: Memory.Created, position: int) -> None:
-        text = text_of(event.value)
+        text = self._text(event.value)
         if text:
-            cursor.execute(self._new_doc, (event.originator_id.hex,))
-            cursor.execute(self._insert, (cursor.fetchone()[0], text))
+            cursor.execute(self._new_doc, (position, event.originator_id.hex))
+            cursor.execute(self._insert, (position, text))
 
     @handles(Memory.Updated)
     def _updated(self, cursor: DbCursor, event: Memory.Updated, position: int) -> None:
         if "value" not in event.changes:
             return
         memory_id = event.originator_id.hex
-        text = text_of(event.changes["value"])
+        text = self._text(event.changes["value"])
         cursor.execute(self._docid, (memory_id,))
         row = cursor.fetchone()
         if row is not None:
             cursor.execute(self._delete, (row[0],))
             docid = row[0]
         elif text:
-            cursor.execute(self._new_doc, (memory_id,))
-            docid = cursor.fetchone()[0]
+            cursor.execute(self._new_doc, (position, memory_id))
+            docid = position
         if text:
             cursor.execute(self._insert, (docid, text))
 
@@ -152,8 +172,11 @@ class PgTextProjection(Projection):
     name = "text"
     tables = (memory_tsv,)
 
-    def __init__(self, dialect: Dialect, *, suffix: str = "") -> None:
-        super().__init__(dialect, suffix=suffix)
+    def __init__(
+        self, dialect: Dialect, *, suffix: str = "", columns: ColumnCipher | None = None
+    ) -> None:
+        super().__init__(dialect, suffix=suffix, columns=columns)
+        self._text = _indexed_text(columns)
         quote = dialect.identifier_preparer.quote
         table = quote(self.table("memory_tsv").name)
         self._upsert = (
@@ -163,9 +186,13 @@ class PgTextProjection(Projection):
         )
         self._delete = f"DELETE FROM {table} WHERE memory_id = %s"
 
-    @handles(Memory.Created)
+    @handles(Erasure.Erased)
+    def _erased(self, cursor: DbCursor, event: Erasure.Erased, position: int) -> None:
+        self.purge(cursor, "memory_id", event.streams)
+
+    @handles(Memory.Created, Memory.Recreated)
     def _created(self, cursor: DbCursor, event: Memory.Created, position: int) -> None:
-        text = text_of(event.value)
+        text = self._text(event.value)
         if text:
             cursor.execute(self._upsert, (event.originator_id.hex, _ts_text(text)))
 
@@ -173,7 +200,7 @@ class PgTextProjection(Projection):
     def _updated(self, cursor: DbCursor, event: Memory.Updated, position: int) -> None:
         if "value" not in event.changes:
             return
-        text = text_of(event.changes["value"])
+        text = self._text(event.changes["value"])
         if text:
             cursor.execute(self._upsert, (event.originator_id.hex, _ts_text(text)))
         else:
@@ -185,8 +212,19 @@ def _ts_text(text: str) -> str:
     return text[:MAX_TS_TEXT].replace("\x00", " ")
 
 
-def text_projection(dialect: Dialect) -> Projection:
-    """The full-text projection of the dialect's backend."""
+def text_projection(
+    dialect: Dialect, columns: ColumnCipher | None = None
+) -> Projection:
+    """The full-text projection of the dialect's backend (of keyed word hashes
+    when the store is encrypted at rest)."""
     if dialect.name == "postgresql":
-        return PgTextProjection(dialect)
-    return TextProjection(dialect)
+        return PgTextProjection(dialect, columns=columns)
+    return TextProjection(dialect, columns=columns)
+
+
+def _indexed_text(columns: ColumnCipher | None) -> Callable[[Any], str]:
+    """What the index holds of a value: its text, or its words' hashes."""
+    if columns is None:
+        return text_of
+    hashed = columns.words
+    return lambda value: hashed(text_of(value))

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
+from mnemolog.domain.erasure import Erasure
 from mnemolog.domain.memory import Memory
 from mnemolog.projections.base import Projection, handles
 from mnemolog.projections.sql import DbCursor, compile_sql
@@ -59,7 +60,11 @@ class VectorsProjection(Projection):
             dialect,
         )
 
-    @handles(Memory.Created)
+    @handles(Erasure.Erased)
+    def _erased(self, cursor: DbCursor, event: Erasure.Erased, position: int) -> None:
+        self.purge(cursor, "memory_id", event.streams)
+
+    @handles(Memory.Created, Memory.Recreated)
     def _created(self, cursor: DbCursor, event: Memory.Created, position: int) -> None:
         if event.embedding is not None and event.embedding_model is not None:
             raw = base64.b64decode(event.embedding)

@@ -301,11 +301,11 @@ def test_memory_rebuilt_from_snapshot_continues_the_chain(
 # ---- class versions and the upcaster -----------------------------------------
 
 
-def test_created_is_at_class_version_3() -> None:
-    assert Memory.Created.class_version == 3
+def test_created_is_at_class_version_4() -> None:
+    assert Memory.Created.class_version == 4
 
 
-@pytest.mark.parametrize("name", ["Updated", "Deleted", "Restored"])
+@pytest.mark.parametrize("name", ["Updated", "Deleted", "Restored", "Recreated"])
 def test_other_events_are_at_class_version_1(name: str) -> None:
     assert getattr(getattr(Memory, name), "class_version", 1) == 1
 
@@ -322,14 +322,20 @@ def test_upcast_v2_v3_gives_old_memories_no_embedding() -> None:
     assert state == {"value": "x", "embedding": None, "embedding_model": None}
 
 
-def test_v3_created_is_stored_with_its_class_version(mapper: ChainedMapper) -> None:
+def test_upcast_v3_v4_gives_old_memories_the_tenants_key() -> None:
+    state: dict[str, Any] = {"value": "x"}
+    Memory.Created.upcast_v3_v4(state)
+    assert state == {"value": "x", "subject": None}
+
+
+def test_v4_created_is_stored_with_its_class_version(mapper: ChainedMapper) -> None:
     event = event_of_type("Created")
     state = orjson.loads(mapper.to_stored_event(event).state)
-    assert state["class_version"] == 3
+    assert state["class_version"] == 4
     assert state["confidence"] == event.confidence
 
 
-def test_decoded_v3_created_has_no_class_version_field(mapper: ChainedMapper) -> None:
+def test_decoded_v4_created_has_no_class_version_field(mapper: ChainedMapper) -> None:
     decoded = round_trip(mapper, event_of_type("Created"))
     assert "class_version" not in vars(decoded)
 

@@ -70,7 +70,7 @@ def test_other_tenants_are_never_in_the_timeline(history: MemoryStore) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"kind": "erased"}, "kind"),
+        ({"kind": "shredded"}, "kind"),
         ({"since": datetime(2020, 1, 1)}, "since"),
         ({"limit": 0}, "limit"),
         ({"namespace_prefix": "x:y"}, "namespace_prefix"),
