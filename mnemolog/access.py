@@ -39,6 +39,12 @@ class Principal:
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id or len(self.id) > 256:
             raise ValidationError("principal.id", "must be a string of 1 to 256 chars")
+        if isinstance(self.roles, str) or not isinstance(
+            self.roles, frozenset | set | list | tuple
+        ):
+            raise ValidationError(
+                "principal.roles", "must be a set of role names (not one string)"
+            )
         roles = frozenset(self.roles)
         if not all(isinstance(r, str) and r for r in roles):
             raise ValidationError("principal.roles", "must be non-empty strings")

@@ -47,9 +47,9 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_memories: int | None = Field(default=None, ge=0)
-    max_value_bytes: int | None = Field(default=None, ge=0)
-    max_embeddings: int | None = Field(default=None, ge=0)
+    max_memories: int | None = Field(default=None, ge=0, strict=True)
+    max_value_bytes: int | None = Field(default=None, ge=0, strict=True)
+    max_embeddings: int | None = Field(default=None, ge=0, strict=True)
 
 
 class Quotas(Limits):

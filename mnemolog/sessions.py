@@ -108,7 +108,7 @@ class SessionService:
         self._write(
             sid, decide, delta=initial, user_id=user_id, app_name=app_name, actor=actor
         )
-        found = self.get_session(sid)
+        found = self._read(sid, check=False)  # allowed to write it: it is theirs
         assert found is not None
         return found
 
@@ -192,7 +192,7 @@ class SessionService:
             return session
 
         self._write(sid, decide, delta={}, actor=actor)
-        found = self.get_session(sid, num_recent_events=0)
+        found = self._read(sid, num_recent_events=0, check=False)
         assert found is not None
         return found
 
@@ -315,7 +315,7 @@ class SessionService:
             return session
 
         self._write(sid, decide, delta={}, actor=actor)
-        found = self.get_session(sid)
+        found = self._read(sid, check=False)
         assert found is not None
         return found
 
@@ -330,7 +330,23 @@ class SessionService:
     ) -> Session | None:
         """The session with its events (the newest ``num_recent_events``, or
         those after ``after``) and its merged state; None if there is none."""
-        sid = _session_id(session_id)
+        return self._read(
+            _session_id(session_id),
+            num_recent_events=num_recent_events,
+            after=after,
+            check=True,
+        )
+
+    def _read(
+        self,
+        sid: str,
+        *,
+        num_recent_events: int | None = None,
+        after: datetime | None = None,
+        check: bool,
+    ) -> Session | None:
+        """get_session; ``check=False`` right after this caller's own write
+        (allowed to write is enough to be shown what it wrote)."""
         if num_recent_events is not None:
             bounded_int(num_recent_events, "num_recent_events", 0, 2**31)
         since = aware(after, "after") if after is not None else None
@@ -347,11 +363,12 @@ class SessionService:
         assert session is not None
         if session.erased:
             return None
-        self._store._access.check(
-            "read",
-            self._store.tenant_name,
-            session_namespace(session.app_name, session.user_id),
-        )
+        if check:
+            self._store._access.check(
+                "read",
+                self._store.tenant_name,
+                session_namespace(session.app_name, session.user_id),
+            )
         if session.deleted:
             return None
         if since is not None:
@@ -363,7 +380,7 @@ class SessionService:
                 else []
             )
         state = {k: decode_value(v) for k, v in session.state.items()}
-        state.update(self._shared(session.user_id, session.app_name))
+        state.update(self._shared(session.user_id, session.app_name, check=check))
         return Session(
             id=session.session_id,
             app_name=session.app_name,
@@ -453,10 +470,11 @@ class SessionService:
         assert folded is None or isinstance(folded, SessionAggregate)
         return None if folded is None or folded.erased else folded
 
-    def _shared(self, user_id: str, app_name: str) -> dict[str, Any]:
+    def _shared(self, user_id: str, app_name: str, *, check: bool) -> dict[str, Any]:
         state: dict[str, Any] = {}
+        store = self._store if check else self._store._unchecked()
         for scope, owner in (("app", app_name), ("user", user_id)):
-            for memory in self._store.search(
+            for memory in store.search(
                 namespace_prefix=f"{scope}:{owner}:state", limit=10_000
             ):
                 if memory.namespace == f"{scope}:{owner}:state":

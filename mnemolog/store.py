@@ -4,14 +4,14 @@ aggregate, saves its events, and answers queries from the read models."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from mnemolog.access import Access, Principal
+from mnemolog.access import Access, Policy, Principal
 from mnemolog.adapters.codec import ChainedMapper, SnapshotErased
 from mnemolog.adapters.keyring import TABLES as KEY_TABLES
 from mnemolog.adapters.keyring import Keyring, KeysChanged
@@ -150,6 +150,12 @@ class MemoryStore:
             VectorsProjection(dialect),
             text_projection(dialect, app.columns),
         ]
+        if settings.policy is not None and not isinstance(settings.policy, Policy):
+            raise ValidationError("policy", "must be a mnemolog.Policy")
+        if settings.acl_check is not None and not callable(settings.acl_check):
+            raise ValidationError(
+                "acl_check", "must be a callable (tenant, namespace, key, op) -> bool"
+            )
         if settings.quotas is not None:
             if not isinstance(settings.quotas, Quotas):
                 raise ValidationError("quotas", "must be a mnemolog.Quotas")
@@ -991,6 +997,8 @@ class MemoryStore:
         chains cover the ciphertext's commitment, not the plaintext.
         """
         tenant_id = self._allow("erase", tenant)
+        if not isinstance(whole_tenant, bool):
+            raise ValidationError("whole_tenant", "must be a bool")
         if whole_tenant:
             if subject is not None:
                 raise ValidationError(
@@ -1041,6 +1049,12 @@ class MemoryStore:
                 keys=plan.keys,
                 actor=provenance.actor,
                 reason=provenance.reason,
+            )
+            (erased,) = erasure.pending_events
+            plan = replace(
+                plan,
+                erasure_id=erasure.id.hex,
+                erasure_digest=erased.digest(),  # type: ignore[attr-defined]
             )
             try:
                 recordings = self._app.save(erasure, erasure=plan)
@@ -1168,6 +1182,13 @@ class MemoryStore:
         )
         self._access.check(action, *address)
         return address
+
+    def _unchecked(self) -> MemoryStore:
+        """This view without the policy, for reads a checked call implies."""
+        if self._access.open:
+            return self
+        settings = self._settings.model_copy(update={"policy": None, "acl_check": None})
+        return MemoryStore(self._app, settings, bound_tenant=self._bound_tenant)
 
     def _head(self) -> int:
         """The log's head position (no access check: internal)."""

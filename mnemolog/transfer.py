@@ -28,7 +28,7 @@ import orjson
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import TopicError, resolve_topic
 
-from mnemolog.adapters.codec import ChainedMapper
+from mnemolog.adapters.codec import SEALED, ChainedMapper
 from mnemolog.domain import memory as domain
 from mnemolog.domain.chain import GENESIS_HASH
 from mnemolog.domain.erasure import Erasure
@@ -82,7 +82,13 @@ def read_log(store: MemoryStore) -> Iterator[LoggedEvent]:
                 data = mapper.compressor.decompress(data)
             stream = notification.originator_id
             assert isinstance(stream, UUID)
-            state, _readable = mapper.open_state(stream, orjson.loads(data))
+            stored = orjson.loads(data)
+            state, readable = mapper.open_state(stream, stored)
+            position = notification.id
+            if not readable and SEALED not in stored:
+                # Erased, but written before sealing: its plaintext is in the
+                # log, and is never copied out (its stream is left out whole).
+                continue
             yield LoggedEvent(
                 notification.id,
                 stream,
@@ -90,29 +96,38 @@ def read_log(store: MemoryStore) -> Iterator[LoggedEvent]:
                 notification.topic,
                 state,
             )
-            position = notification.id
         if len(page) < PAGE_SIZE:
             return
 
 
 def tenant_events(
-    events: Iterable[LoggedEvent],
-    *,
-    tenant: str | None,
-    namespace_prefix: str | None = None,
+    events: Iterable[LoggedEvent], *, tenant: str | None
 ) -> Iterator[LoggedEvent]:
-    """The events of streams created in one tenant (and namespace), in order."""
+    """The events of streams created in one tenant, in order."""
     chosen: set[UUID] = set()
     for event in events:
-        if event.version == 1:
-            state = event.state
-            if (tenant is None or state.get("tenant") == tenant) and (
-                namespace_prefix is None
-                or _within(str(state.get("namespace", "")), namespace_prefix)
-            ):
-                chosen.add(event.stream)
+        if event.version == 1 and (
+            tenant is None or event.state.get("tenant") == tenant
+        ):
+            chosen.add(event.stream)
         if event.stream in chosen:
             yield event
+
+
+def streams_within(
+    events: Iterable[LoggedEvent], *, tenant: str, namespace_prefix: str
+) -> set[UUID]:
+    """The streams of one tenant whose memory lives under a namespace, by
+    their first event or, for one written anew after an erasure (its first
+    event redacted), by the event that recreated it."""
+    return {
+        event.stream
+        for event in events
+        if event.state.get("tenant") == tenant
+        and "namespace" in event.state
+        and (event.version == 1 or event.topic.endswith(".Recreated"))
+        and _within(str(event.state["namespace"]), namespace_prefix)
+    }
 
 
 def _within(namespace: str, prefix: str) -> bool:
@@ -275,7 +290,19 @@ def append(store: MemoryStore, events: Iterable[LoggedEvent]) -> int:
     def flush() -> None:
         decoded = [mapper.to_domain_event(_stored(e)) for e in batch]
         stored = [_sealed(e, mapper) for e in batch]
-        recorder.insert_events(stored, projected_events=decoded)
+        copied = [
+            (e.originator_id.hex, e.digest(), e.streams)
+            for e in decoded
+            if isinstance(e, Erasure.Erased)
+        ]
+        recorder.insert_events(
+            stored,
+            projected_events=decoded,
+            copied_erasures=copied,
+            enforce_quotas=False,
+        )
+        if copied:
+            store._keyring.forget()
         batch.clear()
 
     for event in events:
@@ -365,7 +392,11 @@ def replay(
                 continue  # times rise within a stream, not across the log
             yield event
 
-    chosen = tenant_events(
-        read_log(source), tenant=tenant, namespace_prefix=namespace_prefix
-    )
+    if namespace_prefix is None:
+        chosen = tenant_events(read_log(source), tenant=tenant)
+    else:  # two passes: a stream may be placed by a late event
+        streams = streams_within(
+            read_log(source), tenant=tenant, namespace_prefix=namespace_prefix
+        )
+        chosen = (e for e in read_log(source) if e.stream in streams)
     return append(into, upto(chosen))

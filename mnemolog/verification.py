@@ -10,6 +10,9 @@ from eventsourcing.persistence import Mapper
 
 from mnemolog.adapters.log import Log
 from mnemolog.domain.chain import GENESIS_HASH
+from mnemolog.domain.erasure import Erasure
+from mnemolog.domain.memory import Memory
+from mnemolog.domain.session import Session
 from mnemolog.projections.projector import PAGE_SIZE, Projector
 
 MAX_PROBLEMS = 20
@@ -41,6 +44,8 @@ def verify(
     problems: list[str] = []
     versions: dict[UUID, int] = {}
     digests: dict[UUID, str] = {}
+    redacted: set[str] = set()
+    erasures = Erasures()
     position = events = 0
     while True:
         with recorder.read_transaction() as cursor:
@@ -64,6 +69,10 @@ def verify(
                 problems.append(
                     f"{where}: expected version {expected_version} of its stream"
                 )
+            if isinstance(event, Memory.Redacted | Session.Redacted):
+                redacted.add(stream.hex)
+            elif isinstance(event, Erasure.Erased):
+                erasures.saw(event)
             prev_hash = getattr(event, "prev_hash", None)
             if prev_hash is not None:
                 expected = digests.get(stream, GENESIS_HASH)
@@ -77,11 +86,48 @@ def verify(
         if len(page) < PAGE_SIZE:
             break
     problems += _heads(recorder, digests, versions)
+    problems += erasures.check(recorder, redacted)
     checked: tuple[str, ...] = ()
     if projections:
         checked = tuple(p.name for p in projector.projections)
         problems += projector.differences()
     return VerifyReport(events, len(versions), checked, tuple(problems[:MAX_PROBLEMS]))
+
+
+class Erasures:
+    """What the log says was erased, against the keys that are gone and the
+    record each erasure left beside the log."""
+
+    def __init__(self) -> None:
+        self.streams: set[str] = set()
+        self.digests: dict[str, str] = {}
+
+    def saw(self, event: Erasure.Erased) -> None:
+        self.streams.update(event.streams)
+        self.digests[event.originator_id.hex] = event.digest()
+
+    def check(self, recorder: Log, redacted: set[str]) -> list[str]:
+        problems = [
+            f"stream {UUID(hex=s)}: its events cannot be opened (their key is "
+            "gone) but no erasure in the log names it: keys were deleted outside "
+            "erase"
+            for s in sorted(redacted - self.streams)
+        ]
+        recorded = recorder.fetch_all(
+            "SELECT DISTINCT erasure_id, erasure_digest FROM erased_streams", ()
+        )
+        for erasure_id, digest in recorded:
+            if self.digests.get(erasure_id) != digest:
+                problems.append(
+                    f"erasure {UUID(hex=erasure_id)}: its Erased event differs from "
+                    "the one recorded when the erasure was done (or is missing)"
+                )
+        missing = set(self.digests) - {str(r[0]) for r in recorded}
+        problems += [
+            f"erasure {UUID(hex=e)}: in the log but not recorded beside it"
+            for e in sorted(missing)
+        ]
+        return problems
 
 
 def _heads(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +287,93 @@ def test_a_point_in_time_view_answers_within_the_grant(guarded: MemoryStore) -> 
         assert view.get("user:alice:prefs", "theme") is not None
     with pytest.raises(AccessDenied):
         agent.as_of(later)
+
+
+# ---- found in review -------------------------------------------------------------
+
+
+def test_a_writer_without_read_gets_what_it_wrote_and_nothing_more(
+    tmp_path: Path,
+) -> None:
+    policy = Policy(
+        grants=(
+            Grant(
+                principals=frozenset({"w"}),
+                actions=frozenset({"write"}),
+                namespaces=("session:app:alice", "user:alice:state", "app:app:state"),
+            ),
+        )
+    )
+    with mnemolog.open(f"sqlite:///{tmp_path / 'w.db'}", policy=policy) as store:
+        sessions = store.as_principal(Principal("w")).sessions
+        created = sessions.create_session(
+            app_name="app", user_id="alice", session_id="s", state={"user:c": 1}
+        )
+        assert created.state == {"user:c": 1}
+        sessions.append_event("s", {"author": "user", "content": "hi"})
+        with pytest.raises(AccessDenied):
+            sessions.get_session("s")
+
+
+def test_bad_policies_principals_and_quotas_are_refused_by_name() -> None:
+    with pytest.raises(ValidationError, match=r"principal\.roles"):
+        Principal("x", "admin")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"principal\.roles"):
+        Principal("x", None)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="policy"):
+        mnemolog.open("memory://", policy={"grants": []})
+    with pytest.raises(ValidationError, match="acl_check"):
+        mnemolog.open("memory://", acl_check=5)
+    with pytest.raises(ValueError, match="max_memories"):
+        mnemolog.Quotas(max_memories=True)
+
+
+def test_an_import_is_not_cut_short_by_quotas(tmp_path: Path) -> None:
+    import io
+
+    from mnemolog.transfer import export_events, import_events
+
+    with mnemolog.open("memory://") as source:
+        source.put_many(
+            [{"namespace": "user:a", "key": str(i), "value": i} for i in range(1200)]
+        )
+        out = io.BytesIO()
+        export_events(source, out.write)
+    lines = out.getvalue().splitlines()
+    quotas = mnemolog.Quotas(max_memories=10)
+    with mnemolog.open(f"sqlite:///{tmp_path / 'q.db'}", quotas=quotas) as target:
+        assert import_events(target, lambda: lines) == 1200
+        assert len(target.search(limit=10_000)) == 1200
+        with pytest.raises(QuotaExceeded):
+            target.put("user:a", "one-more", 1)
+
+
+def test_the_command_line_opens_an_encrypted_store(tmp_path: Path) -> None:
+    import os
+
+    key = mnemolog.new_key()
+    db = f"sqlite:///{tmp_path / 'enc.db'}"
+    with mnemolog.open(db, cipher_keys=(key,)) as store:
+        store.put("user:a", "k", "sealed")
+    base = [sys.executable, "-m", "mnemolog", "--db", db]
+    env = {**os.environ, "MNEMOLOG_CIPHER_KEYS": key}
+    ok = subprocess.run(
+        [*base, "get", "user:a", "k"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["value"] == "sealed"
+    keyless = {k: v for k, v in env.items() if k != "MNEMOLOG_CIPHER_KEYS"}
+    no = subprocess.run(
+        [*base, "history", "user:a", "k"],
+        capture_output=True,
+        text=True,
+        env=keyless,
+        check=False,
+    )
+    assert no.returncode == 1
+    assert "encrypted at rest" in no.stderr
+    assert "Traceback" not in no.stderr

@@ -8,6 +8,7 @@ import io
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -289,3 +290,114 @@ def test_an_altered_sealed_event_is_found_by_verify(tmp_path: Path) -> None:
     with mnemolog.open(f"sqlite:///{path}", inline_projections=False) as store:
         problems = store.verify(projections=False).problems
     assert any("altered" in p or "cannot be read" in p for p in problems), problems
+
+
+# ---- found in review -------------------------------------------------------------
+
+
+def legacy_put(store: MemoryStore, namespace: str, key: str, value: str) -> None:
+    """Writes a memory as a version before sealing did: no salt, in the clear."""
+    import orjson
+    from eventsourcing.persistence import StoredEvent
+
+    from mnemolog.domain.memory import Memory as Aggregate
+    from mnemolog.domain.memory import Provenance
+
+    mapper: Any = store._app.mapper
+    aggregate = Aggregate.start(
+        tenant=store.tenant_name,
+        namespace=namespace,
+        key=key,
+        value=value,
+        content_hash="0" * 64,
+        memory_type="semantic",
+        tags=[],
+        metadata={},
+        importance=0.5,
+        confidence=1.0,
+        provenance=Provenance(),
+    )
+    (event,) = aggregate.collect_events()
+    keyring, mapper.keyring = mapper.keyring, None
+    try:
+        stored = mapper.to_stored_event(event)
+    finally:
+        mapper.keyring = keyring
+    state = orjson.loads(stored.state)
+    del state["salt"]
+    plain = StoredEvent(stored.originator_id, 1, stored.topic, orjson.dumps(state))
+    store._recorder.insert_events(
+        [plain], projected_events=[mapper.to_domain_event(plain)]
+    )
+
+
+def test_memories_written_before_sealing_are_erased_too(store: MemoryStore) -> None:
+    legacy_put(store, "user:old:notes", "n1", f"old {SECRET}")
+    legacy_put(store, "user:old:notes", "n2", f"older {SECRET}")
+    assert store.get("user:old:notes", "n1") is not None
+    store.erase_memory("user:old:notes", "n1")
+    assert store.get("user:old:notes", "n1") is None
+    assert store.get("user:old:notes", "n1", version=1) is None
+    assert store.history("user:old:notes", "n1") == []
+    store.erase(whole_tenant=True)
+    assert store.get("user:old:notes", "n2") is None
+    assert store.text_search("older") == []
+    out = io.BytesIO()
+    export_events(store, out.write)
+    assert SECRET.encode() not in out.getvalue()
+    store.projections.rebuild()
+    assert store.search() == []
+    assert store.verify().ok, store.verify().problems
+
+
+def test_whole_tenant_must_be_a_bool(store: MemoryStore) -> None:
+    alice_and_bob(store)
+    with pytest.raises(ValidationError, match="whole_tenant"):
+        store.erase(whole_tenant="no")  # type: ignore[arg-type]
+    assert store.get("user:bob:prefs", "theme") is not None
+
+
+def test_verify_finds_keys_deleted_outside_erase(tmp_path: Path) -> None:
+    path = tmp_path / "keys.db"
+    with mnemolog.open(f"sqlite:///{path}") as store:
+        alice_and_bob(store)
+    raw = sqlite3.connect(path)
+    raw.execute("DELETE FROM stream_keys")
+    raw.commit()
+    raw.close()
+    with mnemolog.open(f"sqlite:///{path}") as store:
+        problems = store.verify(projections=False).problems
+    assert any("no erasure in the log names it" in p for p in problems), problems
+
+
+def test_verify_finds_an_edited_erasure(tmp_path: Path) -> None:
+    path = tmp_path / "edit.db"
+    with mnemolog.open(f"sqlite:///{path}") as store:
+        alice_and_bob(store)
+        store.erase(subject="alice", reason="request 17", actor="dpo")
+    raw = sqlite3.connect(path)
+    (state,) = raw.execute(
+        "SELECT state FROM stored_events WHERE topic LIKE '%Erasure.Erased'"
+    ).fetchone()
+    edited = state.replace(b'"dpo"', b'"nobody"')
+    raw.execute(
+        "UPDATE stored_events SET state = ? WHERE topic LIKE '%Erasure.Erased'",
+        (edited,),
+    )
+    raw.commit()
+    raw.close()
+    with mnemolog.open(f"sqlite:///{path}") as store:
+        problems = store.verify(projections=False).problems
+    assert any("differs from the one recorded" in p for p in problems), problems
+
+
+def test_a_point_in_time_view_of_a_namespace_keeps_recreated_memories(
+    store: MemoryStore,
+) -> None:
+    store.put("user:a:notes", "k", "first life", subject="a")
+    store.erase_memory("user:a:notes", "k")
+    store.put("user:a:notes", "k", "second life", subject="a")
+    with store.as_of(datetime.now(UTC), namespace_prefix="user:a") as view:
+        found = view.get("user:a:notes", "k")
+        assert found is not None
+        assert found.value == "second life"

@@ -109,6 +109,9 @@ class ZlibWhenAsked(Compressor):
     def decompress(self, data: bytes) -> bytes:
         if data[:1] == b"{":  # JSON: stored without compression
             return data
+        if data[:1] == RotatingCipher.MARK:
+            msg = "the store is encrypted at rest: open it with its cipher_keys"
+            raise ValueError(msg)
         return zlib.decompress(data)
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from eventsourcing.persistence import MapperDeserialisationError
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
@@ -52,7 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         policy_file = args.policy or os.environ.get("MNEMOLOG_POLICY")
         policy = Policy.load(policy_file) if policy_file else None
         principal_id = args.principal or os.environ.get("MNEMOLOG_PRINCIPAL")
-        with mnemolog.open(args.db, policy=policy) as store:
+        keys = os.environ.get("MNEMOLOG_CIPHER_KEYS", "")
+        with mnemolog.open(
+            args.db,
+            policy=policy,
+            cipher_keys=tuple(k for k in keys.split(",") if k),
+            compress=os.environ.get("MNEMOLOG_COMPRESS", "") in ("1", "yes", "true"),
+        ) as store:
             view = store.tenant(args.tenant) if args.tenant else store
             if principal_id:
                 view = view.as_principal(
@@ -68,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PydanticValidationError as e:
         print(f"error: policy: {e}", file=sys.stderr)
         return 2
+    except MapperDeserialisationError as e:  # a key missing, or an altered log
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if result is None:
         print("error: not found", file=sys.stderr)
         return 1

@@ -134,7 +134,11 @@ class ChainedMapper(Mapper[Any]):
         fields in place of the commitment and ciphertext), and True; or, when
         its key was destroyed, the state as stored and False."""
         sealed = state.get(SEALED)
-        if sealed is None or self.keyring is None:
+        if self.keyring is None:
+            return state, True
+        if sealed is None:  # plain: not sealed, or written before sealing was
+            if SALT not in state and "prev_hash" in state:
+                return state, not self.keyring.is_erased(stream)
             return state, True
         plaintext = self.keyring.unseal(stream, sealed)
         if plaintext is None:

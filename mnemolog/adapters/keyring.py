@@ -84,7 +84,18 @@ key_epoch = Table(
     Column("epoch", BigInteger, nullable=False),
 )
 
-TABLES = (subject_keys, stream_keys, key_epoch)
+erased_streams = Table(
+    "erased_streams",
+    metadata_obj,
+    Column("stream_id", String(32), primary_key=True),
+    Column("erasure_id", String(32), nullable=False),
+    Column("erasure_digest", String(64), nullable=False),
+)
+"""Every stream an erasure covered, with the digest of the Erased event that
+did (verify checks it): events of such a stream that are not sealed (written
+before sealing existed) read as erased too."""
+
+TABLES = (subject_keys, stream_keys, key_epoch, erased_streams)
 
 
 class KeysChanged(IntegrityError):
@@ -104,6 +115,9 @@ class ErasurePlan:
     """The stream ids (hex) found when planned; checked again when done."""
     keys: int = 0
     """How many stream keys were found when planned."""
+    erasure_id: str = ""
+    erasure_digest: str = ""
+    """The Erased event's id and digest, recorded beside the streams."""
 
 
 def _now() -> int:
@@ -125,10 +139,14 @@ class Keyring:
         self._writing: dict[UUID, tuple[str, AESGCM]] = {}
         self._reading: dict[str, AESGCM] = {}
         self._pending: dict[str, dict[str, Any]] = {}
+        self._erased: frozenset[str] | None = None
         self.on_erasure: list[Callable[[], None]] = []
         """Called when this process learns of an erasure (to drop caches)."""
         upsert: Any = (postgresql if dialect.name == "postgresql" else sqlite).insert
         self._insert_subject = upsert(subject_keys).on_conflict_do_nothing()
+        self._insert_erased = compile_sql(
+            upsert(erased_streams).on_conflict_do_nothing(), dialect
+        )
         self._insert_stream = compile_sql(
             upsert(stream_keys).on_conflict_do_nothing(), dialect
         )
@@ -217,6 +235,7 @@ class Keyring:
         return str(row[0])
 
     def _latest_stream_key(self, stream: UUID) -> tuple[str, AESGCM] | None:
+        epoch = self.epoch
         row = self._log.fetch_one(
             "SELECT s.key_id, s.material, k.material FROM stream_keys AS s "
             "JOIN subject_keys AS k ON k.kek_id = s.kek_id "
@@ -228,11 +247,13 @@ class Keyring:
         key_id, wrapped, kek = row
         aead = _unwrap(self._unwrap_subject(bytes(kek)), bytes(wrapped), key_id)
         with self._lock:
-            self._writing[stream] = (key_id, aead)
-            self._remember(key_id, aead)
+            if self.epoch == epoch:  # not read across an erasure: cache it
+                self._writing[stream] = (key_id, aead)
+                self._remember(key_id, aead)
         return key_id, aead
 
     def _load_stream_key(self, key_id: str) -> AESGCM | None:
+        epoch = self.epoch
         row = self._log.fetch_one(
             "SELECT s.material, k.material FROM stream_keys AS s "
             "JOIN subject_keys AS k ON k.kek_id = s.kek_id WHERE s.key_id = ?",
@@ -242,7 +263,8 @@ class Keyring:
             return None
         aead = _unwrap(self._unwrap_subject(bytes(row[1])), bytes(row[0]), key_id)
         with self._lock:
-            self._remember(key_id, aead)
+            if self.epoch == epoch:
+                self._remember(key_id, aead)
         return aead
 
     def _wrap(self, material: bytes) -> bytes:
@@ -355,13 +377,24 @@ class Keyring:
     def _found(
         self, plan: ErasurePlan, fetch: Callable[[str, Any], list[Any]]
     ) -> tuple[tuple[str, ...], list[str]]:
-        """The streams and the stream keys an erasure covers."""
+        """The streams and the stream keys an erasure covers (a tenant's
+        streams written before sealing too: they have no key)."""
         rows = fetch(*self._keys_query(plan))
         keys = [str(r[0]) for r in rows]
         if plan.scope == "memory":
             assert plan.stream is not None
             return (plan.stream.hex,), keys
-        return tuple(sorted({str(r[1]) for r in rows})), keys
+        streams = {str(r[1]) for r in rows}
+        if plan.scope == "tenant":
+            streams.update(
+                str(r[0])
+                for r in fetch(
+                    "SELECT id FROM memories WHERE tenant = ? "
+                    "UNION SELECT id FROM sessions WHERE tenant = ?",
+                    (plan.tenant, plan.tenant),
+                )
+            )
+        return tuple(sorted(streams)), keys
 
     def _keys_query(self, plan: ErasurePlan) -> tuple[str, tuple[Any, ...]]:
         if plan.scope == "memory":
@@ -413,8 +446,30 @@ class Keyring:
                 compile_sql(delete(subject_keys).where(condition), self._dialect),
                 values,
             )
+        self.record(cursor, [(plan.erasure_id, plan.erasure_digest, plan.streams)])
         cursor.execute(self._bump_epoch)
         return len(key_ids)
+
+    def record(
+        self, cursor: DbCursor, erasures: Sequence[tuple[str, str, Sequence[str]]]
+    ) -> None:
+        """Records (erasure id, Erased event's digest, streams) beside the log:
+        in the erasure's transaction, or an import's that copies one."""
+        rows = [
+            {"stream_id": s, "erasure_id": erasure_id, "erasure_digest": digest}
+            for erasure_id, digest, streams in erasures
+            for s in streams
+        ]
+        if rows:
+            cursor.executemany(self._insert_erased, rows)
+
+    def is_erased(self, stream: UUID) -> bool:
+        """True when an erasure covered the stream."""
+        erased = self._erased
+        if erased is None:
+            rows = self._log.fetch_all("SELECT stream_id FROM erased_streams", ())
+            erased = self._erased = frozenset(str(r[0]) for r in rows)
+        return stream.hex in erased
 
     # ---- caches ----------------------------------------------------------------
 
@@ -430,6 +485,7 @@ class Keyring:
             self._subjects.clear()
             self._writing.clear()
             self._reading.clear()
+            self._erased = None
             self.epoch = self._read_epoch() if epoch is None else epoch
         for hook in self.on_erasure:
             hook()

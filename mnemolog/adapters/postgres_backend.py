@@ -189,6 +189,8 @@ class PgLogRecorder(PostgresProcessRecorder):
         """Inserts the events and applies the projections, in one transaction."""
         domain_events = kwargs.pop("projected_events", None)
         erasure: ErasurePlan | None = kwargs.pop("erasure", None)
+        copied: Sequence[Any] = kwargs.pop("copied_erasures", ())
+        enforce: bool = kwargs.pop("enforce_quotas", True)
         keyring = self.keyring
         keys: list[dict[str, Any]] = []
         if not stored_events:
@@ -219,6 +221,7 @@ class PgLogRecorder(PostgresProcessRecorder):
                 # those of the statements it ran, and the positions are read
                 # from ``cursor`` below.
                 keys = keyring.write_pending(keys_cursor)
+                keyring.record(keys_cursor, copied)
                 if erasure is not None:
                     keyring.destroy(keys_cursor, erasure, "%s")
                     self.delete_snapshots(keys_cursor, erasure.streams)
@@ -235,7 +238,9 @@ class PgLogRecorder(PostgresProcessRecorder):
                 and positions
             ):
                 try:
-                    self.projector.apply_inline(cursor, domain_events, positions)
+                    self.projector.apply_inline(
+                        cursor, domain_events, positions, enforce=enforce
+                    )
                     # A projection's error shows here, not as the log's own.
                     pipeline.sync()
                 except QuotaExceeded:

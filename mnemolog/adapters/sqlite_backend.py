@@ -303,8 +303,11 @@ class LogRecorder(SQLiteProcessRecorder):
         domain_events = kwargs.pop("projected_events", None)
         keys: list[dict[str, Any]] = kwargs.pop("_keys", [])
         erasure: ErasurePlan | None = kwargs.pop("erasure", None)
+        copied: Sequence[Any] = kwargs.pop("copied_erasures", ())
+        enforce: bool = kwargs.pop("enforce_quotas", True)
         if self.keyring is not None:
             keys += self.keyring.before_insert(c)
+            self.keyring.record(c, copied)
             if erasure is not None:
                 self.keyring.destroy(c, erasure, "?")
                 self.delete_snapshots(c, erasure.streams)
@@ -316,7 +319,9 @@ class LogRecorder(SQLiteProcessRecorder):
             and positions
         ):
             try:
-                self.projector.apply_inline(c, domain_events, positions)
+                self.projector.apply_inline(
+                    c, domain_events, positions, enforce=enforce
+                )
             except QuotaExceeded:
                 raise
             except Exception as e:

@@ -120,9 +120,15 @@ class Projector:
         """Called after every rebuild: caches of read-model rows drop them."""
 
     def apply_inline(
-        self, cursor: DbCursor, events: Sequence[Any], positions: Sequence[int]
+        self,
+        cursor: DbCursor,
+        events: Sequence[Any],
+        positions: Sequence[int],
+        *,
+        enforce: bool = True,
     ) -> None:
-        """Applies just-recorded events in the transaction that recorded them."""
+        """Applies just-recorded events in the transaction that recorded them;
+        with ``enforce``, projections that hold limits (quotas) enforce them."""
         first, last = positions[0], positions[-1]
         names = [p.name for p in self.projections]
         # The common case in one statement: every projection was current.
@@ -137,16 +143,16 @@ class Projector:
                     self._replay(cursor, projection, position, upto=first - 1)
                 self.log.track(cursor, projection.name, last)
         for projection in self.projections:
-            enforce = getattr(projection, "enforce", None)
-            if enforce is not None:  # limits hold for a writer's own events
-                enforce(True)
+            limits = getattr(projection, "enforce", None) if enforce else None
+            if limits is not None:  # limits hold for a writer's own events
+                limits(True)
             try:
                 for event, at in zip(events, positions, strict=True):
                     if isinstance(event, projection.topics):
                         projection.handle(cursor, event, at)
             finally:
-                if enforce is not None:
-                    enforce(False)
+                if limits is not None:
+                    limits(False)
 
     def catch_up(
         self, names: Sequence[str] | None = None, *, page_size: int = PAGE_SIZE
