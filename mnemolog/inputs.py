@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from mnemolog.domain.errors import ValidationError
-from mnemolog.domain.values import check_metadata, check_tags
+from mnemolog.domain.values import check_metadata, check_tags, check_text
 from mnemolog.projections.current_state import ORDER_COLUMNS, MetaCondition
 
 WHERE_OPERATORS = frozenset(
@@ -64,23 +64,34 @@ def where_conditions(where: Mapping[str, Any] | None) -> tuple[MetaCondition, ..
         )
     conditions = []
     for path, condition in where.items():
-        field = f"where.{path}"
         if not isinstance(path, str) or not path or len(path) > 512:
             raise ValidationError("where", "paths must be strings of 1-512 characters")
+        check_text(path, "where")
+        field = f"where.{path}"
         if (
             isinstance(condition, Mapping)
             and condition
             and all(isinstance(k, str) and k.startswith("$") for k in condition)
         ):
             for op, operand in condition.items():
-                conditions.append(meta_condition(field, path, op, operand))
+                conditions.append(_condition(field, path, op, operand))
         else:
-            conditions.append(meta_condition(field, path, "$eq", condition))
+            conditions.append(_condition(field, path, "$eq", condition))
     return tuple(conditions)
 
 
+def _condition(field: str, path: str, op: str, operand: Any) -> MetaCondition:
+    """meta_condition, its errors named after the where path."""
+    try:
+        return meta_condition(field, path, op, operand)
+    except ValidationError as e:
+        if e.field.startswith("where"):
+            raise
+        raise ValidationError(field, e.rule) from None
+
+
 def meta_condition(field: str, path: str, op: str, operand: Any) -> MetaCondition:
-    if op not in WHERE_OPERATORS:
+    if not isinstance(op, str) or op not in WHERE_OPERATORS:
         raise ValidationError(
             field,
             f"unknown operator {op!r}; use one of {', '.join(sorted(WHERE_OPERATORS))}",

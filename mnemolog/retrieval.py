@@ -214,7 +214,7 @@ def check_weights(weights: object) -> dict[str, float]:
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or not 0 <= value < float("inf")
+            or not 0 <= value <= 1e300  # finite, and an int that fits a float
         ):
             raise ValidationError(f"weights.{name}", "must be a number >= 0")
         checked[name] = float(value)

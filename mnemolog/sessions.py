@@ -31,6 +31,7 @@ from mnemolog.domain.values import (
     check_key,
     check_metadata,
     check_optional_text,
+    check_text,
     decode_value,
     encode_value,
 )
@@ -133,15 +134,20 @@ class SessionService:
             raise ValidationError("event", "must be a mapping with at least 'author'")
         unknown = set(event) - {"id", "author", "content", "actions", "invocation_id"}
         if unknown:
-            raise ValidationError(
-                "event", f"unknown field(s): {', '.join(sorted(unknown))}"
-            )
+            names = ", ".join(sorted(map(repr, unknown)))
+            raise ValidationError("event", f"unknown field(s): {names}")
         author = event.get("author")
-        if not isinstance(author, str) or not author:
-            raise ValidationError("event.author", "must be a non-empty string")
+        if not isinstance(author, str) or not author or len(author) > 256:
+            raise ValidationError("event.author", "must be a string of 1-256 chars")
+        check_text(author, "event.author")
         event_id = _event_id(event.get("id", uuid4().hex))
         content = encode_value(event.get("content"), field="event.content")
-        actions = check_metadata(event.get("actions"))
+        try:
+            actions = check_metadata(event.get("actions"))
+        except ValidationError as e:
+            raise ValidationError(
+                "event.actions" + e.field.removeprefix("metadata"), e.rule
+            ) from None
         invocation_id = check_optional_text(
             event.get("invocation_id"), "event.invocation_id"
         )
@@ -231,6 +237,12 @@ class SessionService:
         """
         if isinstance(session, Session):
             session = session.id  # the caller's copy may be partial: read it whole
+        if authors is not None and (
+            isinstance(authors, str)
+            or not isinstance(authors, Iterable)
+            or not all(isinstance(a, str) for a in authors)
+        ):
+            raise ValidationError("authors", "must be a list of author names")
         found = self.get_session(session)
         if found is None:
             raise NotFound(f"no session {session!r}")
@@ -294,6 +306,8 @@ class SessionService:
         self, session_id: str, key: str, value: Any, *, actor: str | None = None
     ) -> None:
         """Sets one state key, as an event by ``system`` with that delta."""
+        if not isinstance(key, str) or not key:
+            raise ValidationError("key", "must be a non-empty string")
         self.append_event(
             session_id, {"author": SYSTEM_AUTHOR}, {key: value}, actor=actor
         )
@@ -304,7 +318,10 @@ class SessionService:
         """Restores the session's own state as it was after ``to_event_id`` by a
         compensating event; the history is kept."""
         sid = _session_id(session_id)
-        target = _event_id(to_event_id)
+        try:
+            target = check_key(to_event_id)
+        except ValidationError as e:
+            raise ValidationError("to_event_id", e.rule) from None
 
         def decide(session: SessionAggregate | None) -> SessionAggregate:
             session = _existing(session, sid)
@@ -398,6 +415,8 @@ class SessionService:
 
     def get_state(self, session_id: str, key: str) -> Any | None:
         """One key of the merged state, or None."""
+        if not isinstance(key, str) or not key:
+            raise ValidationError("key", "must be a non-empty string")
         session = self.get_session(session_id, num_recent_events=0)
         if session is None:
             raise NotFound(f"no session {session_id!r}")
@@ -417,9 +436,18 @@ class SessionService:
             raise ValidationError("status", f"must be one of {', '.join(STATUSES)}")
         offset = 0
         if cursor is not None:
-            if not isinstance(cursor, str) or not cursor.isdigit():
+            if (
+                not isinstance(cursor, str)
+                or not cursor.isascii()
+                or not cursor.isdigit()
+                or len(cursor) > 12
+            ):
                 raise ValidationError("cursor", "must be a cursor from a previous page")
             offset = int(cursor)
+        if app_name is not None:
+            _segment(app_name, "app_name")
+        if user_id is not None:
+            _segment(user_id, "user_id")
         self._store._access.check(
             "read", self._store.tenant_name, session_namespace(app_name, user_id)
         )
@@ -605,10 +633,17 @@ def _state(state: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
         raise ValidationError(field, "must be a mapping of state keys to JSON values")
     checked: dict[str, Any] = {}
     for key, value in state.items():
-        if not isinstance(key, str) or not key:
-            raise ValidationError(field, "keys must be non-empty strings")
-        if scope_of(key) in ("user", "app") and not key.split(":", 1)[1]:
-            raise ValidationError(f"{field}.{key}", "a shared key needs a name")
+        if not isinstance(key, str) or not key or len(key) > 1024:
+            raise ValidationError(field, "keys must be strings of 1-1024 chars")
+        check_text(key, field)
+        if scope_of(key) in ("user", "app"):
+            name = key.split(":", 1)[1]
+            if not name:
+                raise ValidationError(f"{field}.{key}", "a shared key needs a name")
+            try:  # kept as a memory under that key
+                check_key(name)
+            except ValidationError as e:
+                raise ValidationError(f"{field}.{key}", e.rule) from None
         checked[key] = encode_value(value, field=f"{field}.{key}")
     return checked
 

@@ -370,9 +370,8 @@ class MemoryStore:
                 raise ValidationError(f"items[{index}]", "must be a mapping")
             unknown = set(item) - allowed
             if unknown:
-                raise ValidationError(
-                    f"items[{index}]", f"unknown field(s): {', '.join(sorted(unknown))}"
-                )
+                names = ", ".join(sorted(map(repr, unknown)))
+                raise ValidationError(f"items[{index}]", f"unknown field(s): {names}")
             for required in ("namespace", "key", "value"):
                 if required not in item:
                     raise ValidationError(f"items[{index}].{required}", "is required")
@@ -516,8 +515,7 @@ class MemoryStore:
         if version is not None and as_of is not None:
             raise ValidationError("version", "give version or as_of, not both")
         if version is not None:
-            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-                raise ValidationError("version", "must be an integer >= 1")
+            bounded_int(version, "version", 1, 2**62)
             found = self._replay(memory_id, version=version)
             if found is None or found.version != version or found.erased:
                 return None

@@ -34,6 +34,13 @@ from mnemolog.domain.chain import GENESIS_HASH
 from mnemolog.domain.erasure import Erasure
 from mnemolog.domain.errors import ValidationError
 from mnemolog.domain.session import Session
+from mnemolog.domain.values import (
+    check_key,
+    check_metadata,
+    check_tags,
+    check_tenant,
+    check_unit_interval,
+)
 from mnemolog.projections.projector import PAGE_SIZE
 
 if TYPE_CHECKING:
@@ -177,7 +184,7 @@ def parse_lines(lines: Iterable[bytes | str]) -> Iterator[LoggedEvent]:
             )
         try:
             stream = UUID(hex=record["id"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, AttributeError):
             raise ValidationError(where, "id must be a stream id in hex") from None
         position, version = record["position"], record["version"]
         if not all(isinstance(n, int) and n >= 1 for n in (position, version)):
@@ -205,6 +212,7 @@ class Checker:
     without gaps, hash chains intact, ids that match their tenant/namespace/key."""
 
     def __init__(self, store: MemoryStore) -> None:
+        self._store = store
         self._mapper = store._app.mapper
         self._versions: dict[UUID, int] = {}
         self._digests: dict[UUID, str] = {}
@@ -215,7 +223,7 @@ class Checker:
         """The decoded domain event, or ValidationError naming what is wrong."""
         try:
             cls = resolve_topic(event.topic)
-        except TopicError:
+        except (TopicError, ValueError):
             raise ValidationError(
                 where, f"unknown event type {event.topic!r}"
             ) from None
@@ -250,7 +258,13 @@ class Checker:
             raise ValidationError(
                 where, f"the hash chain of stream {event.stream} is broken here"
             )
-        if isinstance(decoded, domain.Memory.Created):
+        if isinstance(decoded, domain.Memory.Updated):
+            try:
+                self._fields(decoded.changes)
+            except ValidationError as e:
+                raise ValidationError(where, f"{e.field}: {e.rule}") from None
+        if isinstance(decoded, domain.Memory.Created | domain.Memory.Recreated):
+            self._addressable(decoded, where)
             own = domain.Memory.create_id(
                 decoded.tenant, decoded.namespace, decoded.key
             )
@@ -269,6 +283,29 @@ class Checker:
         self._versions[event.stream] = event.version
         self._digests[event.stream] = decoded.digest()
         return decoded
+
+    def _addressable(self, event: Any, where: str) -> None:
+        """A memory's fields as put would accept them: an import cannot land
+        a memory that no call could write, or then address."""
+        try:
+            check_tenant(event.tenant)
+            self._store._namespace(event.namespace, "namespace")
+            check_key(event.key)
+            self._fields(vars(event))
+        except ValidationError as e:
+            raise ValidationError(where, f"{e.field}: {e.rule}") from None
+
+    def _fields(self, fields: dict[str, Any]) -> None:
+        """The changeable fields present, checked as put checks them."""
+        for name in ("importance", "confidence"):
+            if name in fields:
+                check_unit_interval(fields[name], name)
+        if "memory_type" in fields:
+            self._store._memory_type(fields["memory_type"])
+        if "tags" in fields and check_tags(fields["tags"]) != tuple(fields["tags"]):
+            raise ValidationError("tags", "must be sorted and unique")
+        if "metadata" in fields:
+            check_metadata(fields["metadata"])
 
 
 def _stored(event: LoggedEvent) -> StoredEvent:
@@ -355,7 +392,12 @@ def import_events(
         if checker.tenants - {tenant}:
             others = ", ".join(sorted(checker.tenants - {tenant}))
             raise ValidationError("tenant", f"the input also holds tenant(s) {others}")
-        if store.audit(tenant=tenant, limit=1):
+        holds = store._recorder.fetch_one(
+            "SELECT 1 FROM sessions WHERE tenant = ? "
+            "UNION ALL SELECT 1 FROM audit_log WHERE tenant = ?",
+            (tenant, tenant),
+        )
+        if holds is not None:
             raise ValidationError("tenant", f"tenant {tenant!r} is not empty here")
     return append(store, parse_lines(open_lines()))
 

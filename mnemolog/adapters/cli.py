@@ -310,6 +310,8 @@ def _json_object(text: str) -> dict[str, Any]:
         parsed = json.loads(text)
     except json.JSONDecodeError as e:
         raise argparse.ArgumentTypeError(f"not JSON: {e}") from None
+    except (RecursionError, ValueError) as e:  # too deep; a number too long
+        raise argparse.ArgumentTypeError(f"not accepted: {e}") from None
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError("must be a JSON object")
     return parsed
@@ -330,6 +332,8 @@ def _put(store: MemoryStore, args: argparse.Namespace) -> Memory:
             value = json.loads(args.value)
         except json.JSONDecodeError:
             value = args.value
+        except (RecursionError, ValueError) as e:  # too deep; a number too long
+            raise ValidationError("value", f"not accepted as JSON: {e}") from None
     return store.put(
         args.namespace,
         args.key,

@@ -330,17 +330,32 @@ class Keyring:
         """Writes the stream keys made since the last commit."""
         with self._lock:
             rows = list(self._pending.values())
-        if rows:
-            cursor.executemany(self._insert_stream, rows)
+        # One statement a row (usually one): in a psycopg pipeline, the
+        # results of an executemany can be taken for a later fetch's.
+        for row in rows:
+            cursor.execute(self._insert_stream, row)
         return rows
 
-    def check_epoch(self, epoch: int) -> None:
-        """For a writer that read the epoch itself (pipelined): raises
-        KeysChanged when keys were destroyed since it sealed."""
+    def guard_epoch(self, cursor: DbCursor) -> bool:
+        """For a pipelined writer: queues a statement that fails (division by
+        zero) when keys were destroyed since this thread sealed, so the check
+        costs no round trip of its own; False when nothing was sealed. The
+        writer turns that failure into :meth:`keys_changed`."""
         expected = getattr(self._local, "epoch", None)
         self._local.epoch = None
-        if expected is not None:
-            self._check_epoch(epoch, expected)
+        if expected is None:
+            return False
+        cursor.execute(
+            "SELECT 1 / (CASE WHEN COALESCE((SELECT epoch FROM key_epoch), 0) "
+            "= %s THEN 1 ELSE 0 END)",
+            (expected,),
+        )
+        return True
+
+    def keys_changed(self) -> KeysChanged:
+        """The error for a write whose keys an erasure destroyed meanwhile."""
+        self.forget()
+        return KeysChanged("keys were erased while this write was sealed; retry")
 
     def _check_epoch(self, epoch: int, expected: int) -> None:
         if epoch != expected:
@@ -353,11 +368,6 @@ class Keyring:
         with self._lock:
             for row in rows:
                 self._pending.pop(row["key_id"], None)
-
-    @property
-    def select_epoch_sql(self) -> str:
-        """The statement reading the epoch, for a pipelined writer."""
-        return self._select_epoch
 
     # ---- erasure ---------------------------------------------------------------
 
@@ -428,14 +438,12 @@ class Keyring:
         if streams != plan.streams or len(key_ids) != plan.keys:
             msg = "the streams changed while the erasure was planned"
             raise KeysChanged(msg)
-        if key_ids:
-            cursor.executemany(
-                compile_sql(
-                    delete(stream_keys).where(stream_keys.c.key_id == bindparam("k")),
-                    self._dialect,
-                ),
-                [{"k": k} for k in key_ids],
-            )
+        forget_key = compile_sql(
+            delete(stream_keys).where(stream_keys.c.key_id == bindparam("k")),
+            self._dialect,
+        )
+        for key_id in key_ids:  # one statement a row: see write_pending
+            cursor.execute(forget_key, {"k": key_id})
         if plan.scope != "memory":
             condition = subject_keys.c.tenant == bindparam("tenant")
             values: dict[str, Any] = {"tenant": plan.tenant}
@@ -455,13 +463,16 @@ class Keyring:
     ) -> None:
         """Records (erasure id, Erased event's digest, streams) beside the log:
         in the erasure's transaction, or an import's that copies one."""
-        rows = [
-            {"stream_id": s, "erasure_id": erasure_id, "erasure_digest": digest}
-            for erasure_id, digest, streams in erasures
-            for s in streams
-        ]
-        if rows:
-            cursor.executemany(self._insert_erased, rows)
+        for erasure_id, digest, streams in erasures:
+            for stream in streams:  # one statement a row: see write_pending
+                cursor.execute(
+                    self._insert_erased,
+                    {
+                        "stream_id": stream,
+                        "erasure_id": erasure_id,
+                        "erasure_digest": digest,
+                    },
+                )
 
     def is_erased(self, stream: UUID) -> bool:
         """True when an erasure covered the stream."""

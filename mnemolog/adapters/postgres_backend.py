@@ -209,28 +209,25 @@ class PgLogRecorder(PostgresProcessRecorder):
             connection.pipeline() as pipeline,
             connection.transaction(),
             connection.cursor(row_factory=tuple_row) as cursor,
-            connection.cursor(row_factory=tuple_row) as epoch_cursor,
-            connection.cursor(row_factory=tuple_row) as keys_cursor,
         ):
             for statement in self.lock_table_statements:
                 cursor.execute(statement, prepare=True)
+            guarded = False
             if keyring is not None:
-                # Read with the positions below: no round trip of its own.
-                epoch_cursor.execute(keyring.select_epoch_sql, prepare=True)
-                # Each its own cursor: in a pipeline, a cursor's results are
-                # those of the statements it ran, and the positions are read
-                # from ``cursor`` below.
-                keys = keyring.write_pending(keys_cursor)
-                keyring.record(keys_cursor, copied)
+                guarded = keyring.guard_epoch(cursor)
+                keys = keyring.write_pending(cursor)
+                keyring.record(cursor, copied)
                 if erasure is not None:
-                    keyring.destroy(keys_cursor, erasure, "%s")
-                    self.delete_snapshots(keys_cursor, erasure.streams)
+                    keyring.destroy(cursor, erasure, "%s")
+                    self.delete_snapshots(cursor, erasure.streams)
             cursor.execute(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
             cursor.execute(self.insert_events_statement, (rows,), prepare=True)
-            positions = [row[0] for row in cursor.fetchall()]
-            if keyring is not None:
-                epoch = epoch_cursor.fetchone()
-                keyring.check_epoch(int(epoch[0]) if epoch else 0)
+            try:
+                positions = [row[0] for row in cursor.fetchall()]
+            except psycopg.errors.DivisionByZero:
+                if keyring is None or not guarded:
+                    raise
+                raise keyring.keys_changed() from None
             if (
                 self.projector is not None
                 and self.project_inline
@@ -265,10 +262,11 @@ class PgLogRecorder(PostgresProcessRecorder):
     @staticmethod
     def delete_snapshots(cursor: DbCursor, streams: Sequence[str]) -> None:
         """Deletes the snapshots of streams (hex ids) whose keys are destroyed."""
-        cursor.executemany(
-            f"DELETE FROM {SNAPSHOTS_TABLE} WHERE originator_id = %s",
-            [(UUID(hex=s),) for s in streams],
-        )
+        for stream in streams:  # one statement a row: see Keyring.write_pending
+            cursor.execute(
+                f"DELETE FROM {SNAPSHOTS_TABLE} WHERE originator_id = %s",
+                (UUID(hex=stream),),
+            )
 
     @contextmanager
     def write_transaction(self) -> Iterator[DbCursor]:

@@ -118,6 +118,11 @@ def decode_value(wire: JSON) -> Any:
     return wire
 
 
+def check_text(text: str, field: str) -> None:
+    """Refuses text that is not valid Unicode (a lone surrogate)."""
+    _check_text(text, field)
+
+
 def _check_text(text: str, field: str) -> None:
     try:
         text.encode("utf-8")
@@ -237,6 +242,10 @@ def check_metadata(metadata: object) -> dict[str, JSON]:
     return plain
 
 
+MAX_METADATA_PATH = 512
+"""Characters of a metadata path (``a.b.c``), as queries address it."""
+
+
 def _check_metadata_keys(obj: Mapping[str, JSON], path: str) -> None:
     # Queries address nested keys as "a.b", so a key may not hold a dot itself.
     for key, value in obj.items():
@@ -245,6 +254,12 @@ def _check_metadata_keys(obj: Mapping[str, JSON], path: str) -> None:
                 f"{path}.{key}",
                 "metadata keys must be non-empty and hold no '.': nest objects "
                 "instead ({'a': {'b': 1}} is queried as 'a.b')",
+            )
+        full = f"{path}.{key}"
+        if len(full) - len("metadata.") > MAX_METADATA_PATH:
+            raise ValidationError(
+                full[:80] + "...",
+                f"metadata paths (a.b.c) are at most {MAX_METADATA_PATH} characters",
             )
         if isinstance(value, Mapping):
             _check_metadata_keys(value, f"{path}.{key}")
@@ -262,7 +277,11 @@ def check_memory_type(memory_type: object, *, extra_types: Iterable[str] = ()) -
 
 def check_unit_interval(value: object, field: str) -> float:
     """A number in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, int) and not 0 <= value <= 1)  # 10**400: no float
+    ):
         raise ValidationError(field, "must be a number in [0, 1]")
     number = float(value)
     if not 0.0 <= number <= 1.0:

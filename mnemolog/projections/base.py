@@ -22,7 +22,7 @@ from sqlalchemy import MetaData, Table, bindparam, delete
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import quoted_name
 
-from mnemolog.projections.sql import DbCursor, compile_sql
+from mnemolog.projections.sql import DbCursor, compile_sql, copy_table
 
 Handler = Callable[[Any, DbCursor, Any, int], None]
 F = TypeVar("F", bound=Callable[..., None])
@@ -70,7 +70,7 @@ class Projection:
         if suffix:
             shadow = MetaData()
             self.live_tables = tuple(
-                t.to_metadata(shadow, name=t.name + suffix) for t in self.tables
+                copy_table(t, shadow, name=t.name + suffix) for t in self.tables
             )
             for table in self.live_tables:
                 for index in table.indexes:  # index names are global in a schema

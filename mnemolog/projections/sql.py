@@ -52,6 +52,10 @@ def create_statements(tables: Sequence[Table], dialect: Dialect) -> list[str]:
             statements.append(
                 str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
             )
+        for index in table.indexes - set(indexes_for(table, dialect)):
+            # Another dialect's index, made here by an earlier version: gone.
+            name = dialect.identifier_preparer.quote(str(index.name))
+            statements.append(f"DROP INDEX IF EXISTS {name}")
     return statements
 
 
@@ -72,11 +76,21 @@ def _bytewise(table: Table, dialect: Dialect) -> Table:
     may skip punctuation, which would break namespace-prefix ranges."""
     if dialect.name != "postgresql":
         return table
-    copy = table.to_metadata(MetaData())
+    copy = copy_table(table, MetaData())
     for column in copy.columns:
         kind = column.type
         if isinstance(kind, String) and kind.collation is None:
             column.type = type(kind)(length=kind.length, collation="C")
+    return copy
+
+
+def copy_table(table: Table, metadata: MetaData, name: str | None = None) -> Table:
+    """``table.to_metadata``, keeping each index's ``info`` (which names the
+    dialects it is for): the library's copy leaves it behind."""
+    copy = table.to_metadata(metadata, name=name)
+    infos = {index.name: index.info for index in table.indexes}
+    for index in copy.indexes:
+        index.info.update(infos.get(index.name, {}))
     return copy
 
 

@@ -207,9 +207,16 @@ class PgTextProjection(Projection):
             cursor.execute(self._delete, (event.originator_id.hex,))
 
 
+_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
 def _ts_text(text: str) -> str:
-    # NUL cannot be in a PostgreSQL text; it separates words anyway.
-    return text[:MAX_TS_TEXT].replace("\x00", " ")
+    """The text PostgreSQL indexes: its words, split as SQLite splits them.
+
+    PostgreSQL's parser would keep ``bob@example.org``, ``/usr/lib`` or
+    ``3.14`` as single tokens (an email, a path, a number), so their words
+    could not be found alone; NUL cannot be in a PostgreSQL text at all."""
+    return _NOT_WORD.sub(" ", text[:MAX_TS_TEXT])
 
 
 def text_projection(
