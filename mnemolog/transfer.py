@@ -258,9 +258,15 @@ class Checker:
             raise ValidationError(
                 where, f"the hash chain of stream {event.stream} is broken here"
             )
-        if isinstance(decoded, domain.Memory.Updated):
+        if isinstance(decoded, domain.Memory.Event) and not isinstance(
+            decoded, domain.Memory.Redacted
+        ):
             try:
-                self._fields(decoded.changes)
+                self._store._provenance(
+                    decoded.actor, decoded.task_id, decoded.source, decoded.reason
+                )
+                if isinstance(decoded, domain.Memory.Updated):
+                    self._fields(decoded.changes)
             except ValidationError as e:
                 raise ValidationError(where, f"{e.field}: {e.rule}") from None
         if isinstance(decoded, domain.Memory.Created | domain.Memory.Recreated):

@@ -330,32 +330,10 @@ class Keyring:
         """Writes the stream keys made since the last commit."""
         with self._lock:
             rows = list(self._pending.values())
-        # One statement a row (usually one): in a psycopg pipeline, the
-        # results of an executemany can be taken for a later fetch's.
+        # One statement a row (usually one).
         for row in rows:
             cursor.execute(self._insert_stream, row)
         return rows
-
-    def guard_epoch(self, cursor: DbCursor) -> bool:
-        """For a pipelined writer: queues a statement that fails (division by
-        zero) when keys were destroyed since this thread sealed, so the check
-        costs no round trip of its own; False when nothing was sealed. The
-        writer turns that failure into :meth:`keys_changed`."""
-        expected = getattr(self._local, "epoch", None)
-        self._local.epoch = None
-        if expected is None:
-            return False
-        cursor.execute(
-            "SELECT 1 / (CASE WHEN COALESCE((SELECT epoch FROM key_epoch), 0) "
-            "= %s THEN 1 ELSE 0 END)",
-            (expected,),
-        )
-        return True
-
-    def keys_changed(self) -> KeysChanged:
-        """The error for a write whose keys an erasure destroyed meanwhile."""
-        self.forget()
-        return KeysChanged("keys were erased while this write was sealed; retry")
 
     def _check_epoch(self, epoch: int, expected: int) -> None:
         if epoch != expected:
@@ -442,7 +420,7 @@ class Keyring:
             delete(stream_keys).where(stream_keys.c.key_id == bindparam("k")),
             self._dialect,
         )
-        for key_id in key_ids:  # one statement a row: see write_pending
+        for key_id in key_ids:
             cursor.execute(forget_key, {"k": key_id})
         if plan.scope != "memory":
             condition = subject_keys.c.tenant == bindparam("tenant")
@@ -464,7 +442,7 @@ class Keyring:
         """Records (erasure id, Erased event's digest, streams) beside the log:
         in the erasure's transaction, or an import's that copies one."""
         for erasure_id, digest, streams in erasures:
-            for stream in streams:  # one statement a row: see write_pending
+            for stream in streams:
                 cursor.execute(
                     self._insert_erased,
                     {

@@ -201,50 +201,47 @@ class PgLogRecorder(PostgresProcessRecorder):
             )
             for e in stored_events
         ]
-        # Pipelined: statements go out without waiting for each other's
-        # results; only reading a result (the positions, a projection's
-        # lookups) waits. A round trip costs more than most statements here.
         with (
             self.datastore.get_connection() as connection,
-            connection.pipeline() as pipeline,
             connection.transaction(),
             connection.cursor(row_factory=tuple_row) as cursor,
         ):
+            # First, unpipelined: the writers' lock, then the keys (the epoch
+            # check reads a row; a pipeline would hand its result, or a key
+            # INSERT's, to a later fetch on the cursor).
             for statement in self.lock_table_statements:
                 cursor.execute(statement, prepare=True)
-            guarded = False
             if keyring is not None:
-                guarded = keyring.guard_epoch(cursor)
-                keys = keyring.write_pending(cursor)
+                keys = keyring.before_insert(cursor)
                 keyring.record(cursor, copied)
                 if erasure is not None:
                     keyring.destroy(cursor, erasure, "%s")
                     self.delete_snapshots(cursor, erasure.streams)
-            cursor.execute(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
-            cursor.execute(self.insert_events_statement, (rows,), prepare=True)
-            try:
+            # Then pipelined, as statements that go out without waiting for
+            # each other's results: only reading a result (the positions, a
+            # projection's lookups) waits. A round trip costs more than most
+            # statements here.
+            with connection.pipeline() as pipeline:
+                cursor.execute(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
+                cursor.execute(self.insert_events_statement, (rows,), prepare=True)
                 positions = [row[0] for row in cursor.fetchall()]
-            except psycopg.errors.DivisionByZero:
-                if keyring is None or not guarded:
-                    raise
-                raise keyring.keys_changed() from None
-            if (
-                self.projector is not None
-                and self.project_inline
-                and domain_events
-                and positions
-            ):
-                try:
-                    self.projector.apply_inline(
-                        cursor, domain_events, positions, enforce=enforce
-                    )
-                    # A projection's error shows here, not as the log's own.
-                    pipeline.sync()
-                except QuotaExceeded:
-                    raise
-                except Exception as e:
-                    msg = f"projection failed; nothing was written: {e!r}"
-                    raise ProjectionError(msg) from e
+                if (
+                    self.projector is not None
+                    and self.project_inline
+                    and domain_events
+                    and positions
+                ):
+                    try:
+                        self.projector.apply_inline(
+                            cursor, domain_events, positions, enforce=enforce
+                        )
+                        # A projection's error shows here, not as the log's own.
+                        pipeline.sync()
+                    except QuotaExceeded:
+                        raise
+                    except Exception as e:
+                        msg = f"projection failed; nothing was written: {e!r}"
+                        raise ProjectionError(msg) from e
         if keyring is not None:
             keyring.committed(keys)
         return positions
@@ -262,7 +259,7 @@ class PgLogRecorder(PostgresProcessRecorder):
     @staticmethod
     def delete_snapshots(cursor: DbCursor, streams: Sequence[str]) -> None:
         """Deletes the snapshots of streams (hex ids) whose keys are destroyed."""
-        for stream in streams:  # one statement a row: see Keyring.write_pending
+        for stream in streams:
             cursor.execute(
                 f"DELETE FROM {SNAPSHOTS_TABLE} WHERE originator_id = %s",
                 (UUID(hex=stream),),
