@@ -13,6 +13,7 @@ from mnemolog.access import Grant, Policy, Principal
 from mnemolog.adapters.cipher import new_key
 from mnemolog.aio import AsyncMemoryStore
 from mnemolog.config import DEFAULT_URL, Settings
+from mnemolog.documents import Document
 from mnemolog.domain.errors import (
     AccessDenied,
     IntegrityViolation,
@@ -49,6 +50,7 @@ __all__ = [
     "NamespaceInfo",
     "VerifyReport",
     "DEFAULT_URL",
+    "Document",
     "AsyncMemoryStore",
     "Embedder",
     "ErasureReport",

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from mnemolog.access import Principal
+from mnemolog.documents import DocumentService
 from mnemolog.sessions import SessionService
 from mnemolog.store import MemoryStore
 
@@ -55,6 +56,20 @@ class AsyncSessionService(_Twin[SessionService]):
     list_active_sessions = _twin(SessionService.list_active_sessions)
 
 
+class AsyncDocumentService(_Twin[DocumentService]):
+    """The document index with every method a coroutine."""
+
+    register = _twin(DocumentService.register)
+    mark_synced = _twin(DocumentService.mark_synced)
+    mark_failed = _twin(DocumentService.mark_failed)
+    mark_stale = _twin(DocumentService.mark_stale)
+    remove = _twin(DocumentService.remove)
+    get = _twin(DocumentService.get)
+    get_by_hash = _twin(DocumentService.get_by_hash)
+    list = _twin(DocumentService.list)
+    history = _twin(DocumentService.history)
+
+
 class AsyncMemoryStore(_Twin[MemoryStore]):
     """The same store with every method a coroutine; one implementation underneath."""
 
@@ -70,6 +85,11 @@ class AsyncMemoryStore(_Twin[MemoryStore]):
     def sessions(self) -> AsyncSessionService:
         """The async twin of ``store.sessions``."""
         return AsyncSessionService(self.sync.sessions)
+
+    @property
+    def documents(self) -> AsyncDocumentService:
+        """The async twin of ``store.documents``."""
+        return AsyncDocumentService(self.sync.documents)
 
     async def __aenter__(self) -> AsyncMemoryStore:
         return self
@@ -94,3 +114,7 @@ class AsyncMemoryStore(_Twin[MemoryStore]):
     verify = _twin(MemoryStore.verify)
     erase = _twin(MemoryStore.erase)
     erase_memory = _twin(MemoryStore.erase_memory)
+    sweep = _twin(MemoryStore.sweep)
+    consolidate = _twin(MemoryStore.consolidate)
+    effective_importance = _twin(MemoryStore.effective_importance)
+    flush_access = _twin(MemoryStore.flush_access)

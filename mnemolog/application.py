@@ -18,6 +18,7 @@ from mnemolog.adapters.cipher import (
     parse_keys,
 )
 from mnemolog.adapters.codec import ChainedMapper, OrjsonTranscoder
+from mnemolog.adapters.jsonl_backend import JSONL_DIR, JsonlFactory
 from mnemolog.adapters.sqlite_backend import SYNCHRONOUS, Factory
 from mnemolog.config import PostgresLocation, Settings, parse_url
 from mnemolog.domain import memory as domain
@@ -99,6 +100,15 @@ def open_application(url: str | None, settings: Settings) -> MemoryApplication:
     env: dict[str, str]
     if location.postgres is not None:
         env = postgres_env(location.postgres)
+    elif location.backend == "jsonl":
+        env = {
+            "PERSISTENCE_MODULE": get_topic(JsonlFactory),
+            "SQLITE_DBNAME": location.sqlite_db_name,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            SYNCHRONOUS: "full",
+            JSONL_DIR: location.directory,
+            "CREATE_TABLE": "yes",
+        }
     else:
         env = {
             "PERSISTENCE_MODULE": get_topic(Factory),

@@ -69,6 +69,20 @@ class Settings(BaseModel):
     quotas: Any = None
     """A :class:`~mnemolog.quotas.Quotas`: limits per tenant, checked in the
     transaction that writes."""
+    working_memory_cap: int | None = Field(default=None, ge=1)
+    """At most this many live ``working`` memories per namespace: a put over
+    it evicts the least recently updated ones (an ``Evicted`` event each, in
+    the put's transaction). None: no cap."""
+    working_memory_caps: dict[str, int] = Field(default_factory=dict)
+    """Caps for single namespaces, over ``working_memory_cap``."""
+    decay_half_lives: dict[str, float] = Field(default_factory=dict)
+    """Importance decay: memory type (``*`` for any other) to half-life in
+    seconds. Empty: no decay (the default), and reads are not tracked."""
+    access_batch: int = Field(default=256, ge=1)
+    """Reads buffered before their times are written (with decay on)."""
+    consolidator: Any = None
+    """The merge callable of the ``llm_based`` consolidation strategy
+    (memories, oldest first -> the merged fields); see ``consolidate``."""
 
     @property
     def vector_index(self) -> tuple[str, int] | None:
@@ -88,6 +102,8 @@ class Location:
     sqlite_db_name: str = ""
     synchronous: str = "full"
     postgres: PostgresLocation | None = None
+    directory: str = ""
+    """The store directory of ``jsonl://`` (its index is ``sqlite_db_name``)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +126,8 @@ _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def parse_url(url: str | None) -> Location:
-    """``memory://``, ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or
+    """``memory://``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``,
+    ``jsonl:///relative/dir``, ``jsonl:////absolute/dir`` or
     ``postgresql://user:password@host:port/dbname?schema=NAME``."""
     url = url or DEFAULT_URL
     parts = urlsplit(url)
@@ -138,11 +155,33 @@ def parse_url(url: str | None) -> Location:
         if path.parent and not path.parent.exists():
             raise ValidationError("url", f"directory {path.parent} does not exist")
         return Location("sqlite", str(path), synchronous)
+    if parts.scheme == "jsonl":
+        return _jsonl(parts, synchronous)
     raise ValidationError(
         "url",
         f"scheme {parts.scheme!r} is not supported; "
-        "use memory://, sqlite:/// or postgresql://",
+        "use memory://, sqlite:///, jsonl:/// or postgresql://",
     )
+
+
+def _jsonl(parts: Any, synchronous: str) -> Location:
+    """A directory holding log.jsonl and its index.db (made when missing)."""
+    if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
+        raise ValidationError(
+            "url", "a JSONL URL is jsonl:///relative/dir or jsonl:////abs/dir"
+        )
+    if synchronous != "full":
+        raise ValidationError(
+            "url",
+            "synchronous must be 'full' on jsonl:// (index.db holds the keys "
+            "that open the file's sealed fields)",
+        )
+    path = Path(parts.path[1:])
+    if not path.parent.exists():
+        raise ValidationError("url", f"directory {path.parent} does not exist")
+    if path.exists() and not path.is_dir():
+        raise ValidationError("url", f"{path} is not a directory")
+    return Location("jsonl", str(path / "index.db"), synchronous, directory=str(path))
 
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")

@@ -14,7 +14,17 @@ from mnemolog.domain import memory as domain
 from mnemolog.domain.values import decode_value
 from mnemolog.projections.current_state import from_micros
 
-ChangeKind = Literal["created", "updated", "deleted", "restored", "recreated"]
+ChangeKind = Literal[
+    "created",
+    "updated",
+    "deleted",
+    "restored",
+    "recreated",
+    "expired",
+    "evicted",
+    "superseded",
+    "consolidated",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -89,6 +99,8 @@ class Memory(BaseModel):
     updated_at: datetime
     created_by: str | None
     updated_by: str | None
+    expires_at: datetime | None = None
+    """When it stops being visible (None: never); see ``put(ttl=)``."""
 
     @classmethod
     def from_aggregate(cls, memory: domain.Memory) -> Memory:
@@ -113,6 +125,11 @@ class Memory(BaseModel):
                 updated_at=memory.modified_on,
                 created_by=memory.created_by,
                 updated_by=memory.updated_by,
+                expires_at=(
+                    domain.expiry(memory.expires_at)
+                    if memory.expires_at is not None
+                    else None
+                ),
             ),
         )
 
@@ -144,6 +161,7 @@ class Memory(BaseModel):
                 updated_at=from_micros(row[14]),
                 created_by=row[15],
                 updated_by=row[16],
+                expires_at=from_micros(row[19]) if row[19] is not None else None,
             ),
         )
 
@@ -222,7 +240,18 @@ class NamespaceInfo(BaseModel):
     count: int
 
 
-AuditKind = Literal["created", "updated", "deleted", "restored", "recreated", "erased"]
+AuditKind = Literal[
+    "created",
+    "updated",
+    "deleted",
+    "restored",
+    "recreated",
+    "expired",
+    "evicted",
+    "superseded",
+    "consolidated",
+    "erased",
+]
 
 
 class AuditEntry(BaseModel):

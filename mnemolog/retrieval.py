@@ -24,6 +24,7 @@ from mnemolog.models import Memory, Scored, trusted
 from mnemolog.projections.current_state import (
     ROW_COLUMNS,
     SearchQuery,
+    now_micros,
     search_ids_sql,
     text_search_sql,
 )
@@ -65,6 +66,7 @@ def scored(memory: Memory, score: float) -> Scored[Memory]:
 
 _TENANT = ROW_COLUMNS.index("tenant")
 _DELETED = ROW_COLUMNS.index("deleted")
+_EXPIRES = ROW_COLUMNS.index("expires_at")
 
 
 class Retrieval:
@@ -95,11 +97,15 @@ class Retrieval:
         those passing every filter exactly."""
         assert self._vectors is not None
         tenant = filters.tenant
+        now = filters.now if filters.now is not None else now_micros()
         index = self._vectors.of(tenant)
         with index.lock:
             index.sync(self._recorder.fetch_all, tenant)
-            if filters.where or (
-                filters.updated_after is not None or filters.updated_before is not None
+            if (
+                filters.where
+                or filters.min_importance is not None
+                or filters.updated_after is not None
+                or filters.updated_before is not None
             ):
                 sql, params = search_ids_sql(filters, self._dialect)
                 ids = [row[0] for row in self._recorder.fetch_all(sql, params)]
@@ -139,6 +145,7 @@ class Retrieval:
             if (row := found.get(hit.memory_id)) is not None
             and row[_TENANT] == tenant
             and not row[_DELETED]
+            and (row[_EXPIRES] is None or row[_EXPIRES] > now)
         ]
 
     def text(

@@ -3,13 +3,15 @@ aggregate, saves its events, and answers queries from the read models."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
+from sqlalchemy import BigInteger, bindparam, false, select
 
 from mnemolog.access import Access, Policy, Principal
 from mnemolog.adapters.codec import ChainedMapper, SnapshotErased
@@ -18,6 +20,15 @@ from mnemolog.adapters.keyring import Keyring, KeysChanged
 from mnemolog.adapters.log import Log
 from mnemolog.application import MemoryApplication, open_application
 from mnemolog.config import Settings
+from mnemolog.consolidation import (
+    ConsolidatedGroup,
+    Consolidation,
+    check_strategy,
+    find_groups,
+    key_family,
+    merged_fields,
+)
+from mnemolog.documents import DocumentService
 from mnemolog.domain import memory as domain
 from mnemolog.domain.erasure import Erasure
 from mnemolog.domain.errors import (
@@ -57,6 +68,13 @@ from mnemolog.inputs import (
     tag_filter,
     where_conditions,
 )
+from mnemolog.lifetimes import TABLES as ACCESS_TABLES
+from mnemolog.lifetimes import (
+    AccessLog,
+    check_half_lives,
+    check_lifetime,
+    decayed,
+)
 from mnemolog.models import (
     AuditEntry,
     ErasureReport,
@@ -74,6 +92,8 @@ from mnemolog.projections.current_state import (
     search_sql,
     to_micros,
 )
+from mnemolog.projections.current_state import memories as memories_table
+from mnemolog.projections.documents import DocumentsProjection
 from mnemolog.projections.namespaces import (
     NamespaceQuery,
     NamespacesProjection,
@@ -81,7 +101,7 @@ from mnemolog.projections.namespaces import (
 )
 from mnemolog.projections.projector import Projector
 from mnemolog.projections.sessions import SessionsProjection
-from mnemolog.projections.sql import create_statements
+from mnemolog.projections.sql import compile_sql, create_statements
 from mnemolog.projections.text import text_projection
 from mnemolog.projections.vectors import VectorsProjection
 from mnemolog.quotas import Limits, Quotas, UsageProjection
@@ -95,7 +115,33 @@ UNSET: Any = object()
 """Marks an argument the caller did not give (None is a valid JSON value)."""
 
 MAX_LIMIT = 10_000
-AUDIT_KINDS = ("created", "updated", "deleted", "restored", "recreated", "erased")
+AUDIT_KINDS = (
+    "created",
+    "updated",
+    "deleted",
+    "restored",
+    "recreated",
+    "expired",
+    "evicted",
+    "superseded",
+    "consolidated",
+    "erased",
+)
+SWEEP_BATCH = 200
+"""Memories expired per transaction by the sweeper."""
+
+
+@dataclass
+class _Runtime:
+    """What every view of one opened store shares besides the log."""
+
+    access: AccessLog | None = None
+    """Read times, when importance decays."""
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    """Now, for lifetimes and decay (a point-in-time view fixes it)."""
+
+
+_RUNTIMES: weakref.WeakKeyDictionary[Any, _Runtime] = weakref.WeakKeyDictionary()
 
 
 class MemoryStore:
@@ -130,6 +176,8 @@ class MemoryStore:
         assert isinstance(mapper, ChainedMapper)
         assert mapper.keyring is not None
         self._keyring: Keyring = mapper.keyring
+        self._runtime = _RUNTIMES.setdefault(app, _Runtime())
+        self._half_lives = settings.decay_half_lives
 
     @classmethod
     def open(
@@ -147,6 +195,7 @@ class MemoryStore:
             NamespacesProjection(dialect),
             AuditProjection(dialect),
             SessionsProjection(dialect),
+            DocumentsProjection(dialect, columns=app.columns),
             VectorsProjection(dialect),
             text_projection(dialect, app.columns),
         ]
@@ -155,6 +204,16 @@ class MemoryStore:
         if settings.acl_check is not None and not callable(settings.acl_check):
             raise ValidationError(
                 "acl_check", "must be a callable (tenant, namespace, key, op) -> bool"
+            )
+        check_half_lives(settings.decay_half_lives)
+        for name, cap in settings.working_memory_caps.items():
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+                raise ValidationError(
+                    f"working_memory_caps.{name}", "must be an integer >= 1"
+                )
+        if settings.consolidator is not None and not callable(settings.consolidator):
+            raise ValidationError(
+                "consolidator", "must be a callable (memories -> merged fields)"
             )
         if settings.quotas is not None:
             if not isinstance(settings.quotas, Quotas):
@@ -173,11 +232,20 @@ class MemoryStore:
                 ann_threshold=settings.ann_threshold,
                 ann_expansion=settings.ann_expansion,
             )
+
+        def columns_of(table: str) -> set[str]:
+            rows = recorder.fetch_all(f"PRAGMA table_info({table})", ())
+            return {row[1] for row in rows}
+
         recorder.create_read_models(
             [
                 statement
-                for tables in [*(p.tables for p in projections), KEY_TABLES]
-                for statement in create_statements(tables, dialect)
+                for tables in [
+                    *(p.tables for p in projections),
+                    KEY_TABLES,
+                    ACCESS_TABLES,
+                ]
+                for statement in create_statements(tables, dialect, columns_of)
             ],
             [projection.name for projection in projections],
         )
@@ -194,6 +262,10 @@ class MemoryStore:
         recorder.project_inline = settings.inline_projections
         if settings.inline_projections:
             recorder.projector.catch_up()
+        if settings.decay_half_lives:
+            _RUNTIMES[app] = _Runtime(
+                access=AccessLog(recorder, batch_size=settings.access_batch)
+            )
         return cls(app, settings)
 
     # ---- lifecycle -----------------------------------------------------------
@@ -201,6 +273,8 @@ class MemoryStore:
     def close(self) -> None:
         """Closes the log's connections; a tenant view leaves them to its store."""
         if self._bound_tenant is None:
+            if self._runtime.access is not None:
+                self._runtime.access.flush()
             self._recorder.close_readers()
             self._app.close()
 
@@ -257,6 +331,12 @@ class MemoryStore:
         return SessionService(self)
 
     @property
+    def documents(self) -> DocumentService:
+        """The document index: files, content hashes and sync status (this
+        tenant's); see :mod:`mnemolog.documents`."""
+        return DocumentService(self)
+
+    @property
     def backend(self) -> str:
         """Where the log lives: ``"sqlite"`` (files and memory://) or
         ``"postgresql"``."""
@@ -292,6 +372,8 @@ class MemoryStore:
         embedding: Any = None,
         embedding_model: str | None = None,
         subject: str | None = None,
+        ttl: float | timedelta | None = UNSET,
+        expires_at: datetime | None = UNSET,
         tenant: str | None = None,
     ) -> Memory:
         """Creates or replaces a memory; returns it as stored.
@@ -311,6 +393,12 @@ class MemoryStore:
         memory's events, so that :meth:`erase` of that subject destroys it;
         without one the memory is sealed with the tenant's key. It is fixed
         when the memory is created.
+
+        ``ttl`` (seconds or a timedelta) or ``expires_at`` (an aware datetime)
+        ends the memory's life: from then on every read and search hides it,
+        and ``sweep()`` records an Expired event. Without either, a put keeps
+        the current lifetime, unless the memory has expired: then it starts
+        a new life without one. ``None`` removes the lifetime.
         """
         item = self._check_put(
             tenant=tenant,
@@ -327,6 +415,8 @@ class MemoryStore:
             embedding=embedding,
             embedding_model=embedding_model,
             subject=subject,
+            ttl=ttl,
+            expires_at=expires_at,
         )
         provenance = self._provenance(actor, task_id, source, reason)
         self._embed_missing([item.changes])
@@ -347,7 +437,7 @@ class MemoryStore:
         Each item is a mapping with the arguments of :meth:`put` (namespace, key,
         value, and optionally tags, metadata, memory_type, importance,
         confidence, expected_version, force, embedding, embedding_model,
-        subject).
+        subject, ttl, expires_at).
         """
         allowed = {
             "namespace",
@@ -363,6 +453,8 @@ class MemoryStore:
             "embedding",
             "embedding_model",
             "subject",
+            "ttl",
+            "expires_at",
         }
         checked = []
         for index, item in enumerate(items):
@@ -406,9 +498,12 @@ class MemoryStore:
         force: bool = False,
         embedding: Any = None,
         embedding_model: str | None = None,
+        ttl: float | timedelta | None = UNSET,
+        expires_at: datetime | None = UNSET,
         tenant: str | None = None,
     ) -> Memory:
-        """Changes an existing memory; raises NotFound if it is absent or deleted.
+        """Changes an existing memory; raises NotFound if it is absent, deleted
+        or expired.
 
         Only what is given changes. Metadata is merged into the current
         metadata (top-level keys) unless ``replace_metadata=True``. A new value
@@ -422,6 +517,8 @@ class MemoryStore:
             memory_type=memory_type,
             importance=importance,
             confidence=confidence,
+            ttl=ttl,
+            expires_at=expires_at,
         )
         self._vector_changes(changes, embedding, embedding_model)
         self._check_expected(expected_version)
@@ -431,6 +528,8 @@ class MemoryStore:
         def command(memory: domain.Memory) -> None:
             if memory.deleted:
                 raise NotFound(f"memory {ns}/{checked_key} is deleted")
+            if memory.expired_by(self._now()):
+                raise NotFound(f"memory {ns}/{checked_key} has expired")
             merged = dict(changes)
             if "metadata" in merged and not replace_metadata:
                 merged["metadata"] = {**memory.metadata, **merged["metadata"]}
@@ -473,11 +572,16 @@ class MemoryStore:
         expected_version: int | None = None,
         tenant: str | None = None,
     ) -> Memory:
-        """Undoes a soft delete. Restoring a live memory is a no-op."""
+        """Undoes a soft delete (or an expiry, eviction or merge: an ended
+        lifetime is removed). Restoring a live memory is a no-op."""
         provenance = self._provenance(actor, task_id, source, reason)
-        return self._lifecycle(
-            tenant, namespace, key, lambda m: m.restore(provenance), expected_version
-        )
+
+        def command(memory: domain.Memory) -> None:
+            memory.restore(provenance)
+            if not memory.erased and memory.expired_by(self._now()):
+                memory.revise({"expires_at": None}, provenance)
+
+        return self._lifecycle(tenant, namespace, key, command, expected_version)
 
     def _lifecycle(
         self,
@@ -527,11 +631,16 @@ class MemoryStore:
             at_moment = domain.memory_at(events, as_of=moment)  # type: ignore[arg-type]
             if at_moment is None or at_moment.erased:
                 return None
-            return self._visible(Memory.from_aggregate(at_moment), include_deleted)
+            return self._visible(
+                Memory.from_aggregate(at_moment), include_deleted, moment
+            )
         row = self._recorder.fetch_one(self._get_by_id, {"b_id": memory_id.hex})
         if row is None:
             return None
-        return self._visible(Memory.from_row(row, self._open), include_deleted)
+        found_now = self._visible(Memory.from_row(row, self._open), include_deleted)
+        if found_now is not None and self._runtime.access is not None:
+            self._runtime.access.record(tenant_id, [memory_id.hex])
+        return found_now
 
     def history(
         self, namespace: str, key: str, *, tenant: str | None = None
@@ -564,6 +673,7 @@ class MemoryStore:
         updated_after: datetime | None = None,
         updated_before: datetime | None = None,
         include_deleted: bool = False,
+        min_importance: float | None = None,
         order_by: str = "-updated_at",
         limit: int = 50,
         offset: int = 0,
@@ -576,6 +686,9 @@ class MemoryStore:
         ``{"k": {"$gt": 3}}`` with ``$eq $ne $gt $gte $lt $lte $in $exists``;
         nested keys are written ``a.b``. ``order_by`` is one of updated_at,
         created_at, importance, key, namespace, with ``-`` for descending.
+        ``min_importance`` keeps memories whose effective importance (see
+        :meth:`effective_importance`) is at least that; with decay on, a page
+        may then hold fewer than ``limit`` memories.
         """
         query = self._filters(
             tenant=tenant,
@@ -590,10 +703,24 @@ class MemoryStore:
             order_by=order_by_rule(order_by),
             limit=bounded_int(limit, "limit", 1, MAX_LIMIT),
             offset=bounded_int(offset, "offset", 0, 2**62),
+            min_importance=(
+                check_unit_interval(min_importance, "min_importance")
+                if min_importance is not None
+                else None
+            ),
         )
         sql, params = search_sql(query, self._dialect)
         rows = self._recorder.fetch_all(sql, params)
-        return [Memory.from_row(row, self._open) for row in rows]
+        found = [Memory.from_row(row, self._open) for row in rows]
+        if self._runtime.access is not None and found:
+            if query.min_importance is not None:
+                floor = query.min_importance
+                levels = self._effective(found, self._now())
+                found = [
+                    m for m, level in zip(found, levels, strict=True) if level >= floor
+                ]
+            self._runtime.access.record(query.tenant, [m.id.hex for m in found])
+        return found
 
     def similar(
         self,
@@ -792,6 +919,9 @@ class MemoryStore:
                 }
             ),
         )
+        if as_of is not None:
+            moment_then = as_of
+            target._runtime.clock = lambda: moment_then  # lifetimes as they were
         try:
             replay(
                 self,
@@ -1027,6 +1157,270 @@ class MemoryStore:
             raise NotFound(f"no memory {ns}/{checked_key} in tenant {tenant_id!r}")
         return self._erase(tenant_id, "memory", reason, actor, stream=stream)
 
+    # ---- lifetimes, decay, consolidation ---------------------------------------
+
+    def sweep(
+        self,
+        *,
+        limit: int | None = None,
+        actor: str | None = "sweeper",
+        tenant: str | None = None,
+    ) -> int:
+        """Records an Expired event for each memory whose lifetime has ended
+        (of this view's tenant, or of every tenant from an unbound store with
+        admin rights); returns how many. Reads hide expired memories without
+        it: the sweep makes the log say when they went, and frees their place
+        in counts, quotas and indexes. Safe to run from many workers at once.
+        """
+        if self._bound_tenant is None and tenant is None:
+            self._allow_admin()
+            tenants: list[str] | None = None
+        else:
+            tenants = [self._allow("delete", tenant)]
+        cap = bounded_int(limit, "limit", 1, 2**62) if limit is not None else None
+        provenance = self._provenance(actor, None, None, None)
+        now = self._now()
+        m = memories_table
+        columns = (m.c.id, m.c.tenant, m.c.namespace, m.c.key)
+        statement = (
+            select(*columns)
+            .where(
+                m.c.deleted == false(),
+                m.c.expires_at.is_not(None),
+                m.c.expires_at <= bindparam("now"),
+                *([m.c.tenant == bindparam("tenant")] if tenants else []),
+            )
+            .order_by(m.c.expires_at, m.c.id)
+            .limit(bindparam("limit", type_=BigInteger))
+            .offset(bindparam("offset", type_=BigInteger))
+        )
+        sql = compile_sql(statement, self._dialect)
+        swept = 0
+        while cap is None or swept < cap:
+            batch = min(SWEEP_BATCH, cap - swept) if cap is not None else SWEEP_BATCH
+            params: dict[str, Any] = {
+                "now": to_micros(now),
+                "limit": batch,
+                "offset": 0,
+            }
+            if tenants:
+                params["tenant"] = tenants[0]
+            rows = self._recorder.fetch_all(sql, params)
+            if not rows:
+                break
+            targets = [
+                _Target(UUID(hex=row[0]), f"{row[2]}/{row[3]}", None) for row in rows
+            ]
+            when = {
+                t.memory_id: f"lifetime ended; swept at {now.isoformat()}"
+                for t in targets
+            }
+
+            def decide(
+                loaded: dict[UUID, domain.Memory], when: dict[UUID, str] = when
+            ) -> list[Memory]:
+                done = []
+                for memory_id, memory in loaded.items():
+                    reason = replace(provenance, reason=when[memory_id])
+                    if memory.expire(reason, now):
+                        done.append(Memory.from_aggregate(memory))
+                return done
+
+            expired = self._transact(targets, decide)
+            swept += len(expired)
+            if len(rows) < batch or not expired:
+                break
+        return swept
+
+    def effective_importance(
+        self, memory: Memory, *, at: datetime | None = None
+    ) -> float:
+        """Its importance, halved every half-life of its type (the
+        ``decay_half_lives`` setting) since its last update or read, whichever
+        is later; its stored importance when decay is off."""
+        if not isinstance(memory, Memory):
+            raise ValidationError("memory", "must be a mnemolog.Memory")
+        moment = aware(at, "at") if at is not None else self._now()
+        return self._effective([memory], moment)[0]
+
+    def _effective(self, found: list[Memory], at: datetime) -> list[float]:
+        access = self._runtime.access
+        if access is None:
+            return [memory.importance for memory in found]
+        reads = access.last_access_many([memory.id.hex for memory in found])
+        levels = []
+        for memory in found:
+            read = reads.get(memory.id.hex)
+            touched = (
+                memory.updated_at if read is None else max(read, memory.updated_at)
+            )
+            levels.append(
+                decayed(
+                    memory.importance, memory.memory_type, touched, self._half_lives, at
+                )
+            )
+        return levels
+
+    def flush_access(self) -> int:
+        """Writes the buffered read times now (close does it too)."""
+        access = self._runtime.access
+        return access.flush() if access is not None else 0
+
+    def consolidate(
+        self,
+        namespace: str,
+        *,
+        strategy: Any = "latest_wins",
+        merge: Any = None,
+        family: Callable[[str], str] | None = None,
+        dry_run: bool = False,
+        actor: str | None = None,
+        reason: str | None = None,
+        tenant: str | None = None,
+    ) -> Consolidation:
+        """Merges the duplicates and conflicts among the live memories of one
+        namespace (not its descendants).
+
+        Duplicates hold the same content; conflicts have keys of one family
+        (``family(key)``; by default the key casefolded without spaces or
+        punctuation). Each group is merged into its most recently updated
+        member: ``latest_wins`` keeps that member's state; ``merge_metadata``
+        gives it the metadata of all of them merged (newer keys win), the
+        union of their tags and the highest importance and confidence;
+        ``llm_based`` asks ``merge`` (or ``Settings.consolidator``): called
+        with the group's memories, oldest first, it returns the new fields
+        (``value`` and optionally tags, metadata, importance, confidence,
+        memory_type). A callable given as ``strategy`` is used the same way.
+        Each group is one transaction: a Consolidated event on the target,
+        naming the sources, and a Superseded event on each source.
+        """
+        tenant_id = self._allow("write", tenant, namespace)
+        ns = str(self._namespace(namespace, "namespace"))
+        self._access.check("delete", tenant_id, ns)
+        name, merger = check_strategy(
+            strategy,
+            merge
+            if merge is not None
+            else (self._settings.consolidator if strategy == "llm_based" else None),
+        )
+        keys_of = family or key_family
+        if not callable(keys_of):
+            raise ValidationError("family", "must be a callable (key -> family)")
+        if not isinstance(dry_run, bool):
+            raise ValidationError("dry_run", "must be a bool")
+        provenance = self._provenance(actor, None, None, reason)
+        live = [m for m in self._all_in(tenant_id, ns) if m.namespace == ns]
+        groups = find_groups(live, keys_of)
+        done: list[ConsolidatedGroup] = []
+        superseded = 0
+        for members, why in groups:
+            reasons = tuple(sorted(why))
+            target = members[-1]
+            sources = members[:-1]
+            if dry_run:
+                done.append(
+                    ConsolidatedGroup(
+                        target=target.key,
+                        sources=tuple(m.key for m in sources),
+                        reasons=reasons,  # type: ignore[arg-type]
+                        version=0,
+                    )
+                )
+                continue
+            fields = merged_fields(name, members, merger)
+            changes = self._check_changes(
+                value=fields.get("value", UNSET),
+                tags=fields.get("tags"),
+                metadata=fields.get("metadata"),
+                memory_type=fields.get("memory_type"),
+                importance=fields.get("importance"),
+                confidence=fields.get("confidence"),
+            )
+            if "value" in changes:
+                self._embed_missing([changes])
+            result = self._merge_group(
+                namespace=ns,
+                target=target,
+                sources=sources,
+                changes=changes,
+                strategy=name,
+                provenance=provenance,
+            )
+            if result is None:
+                continue  # the group changed under us: the next run sees it
+            merged, count = result
+            superseded += count
+            done.append(
+                ConsolidatedGroup(
+                    target=target.key,
+                    sources=tuple(m.key for m in sources),
+                    reasons=reasons,  # type: ignore[arg-type]
+                    version=merged.version,
+                )
+            )
+        return Consolidation(
+            namespace=ns,
+            strategy=name,
+            examined=len(live),
+            groups=tuple(done),
+            superseded=superseded,
+            dry_run=dry_run,
+        )
+
+    def _all_in(self, tenant: str, namespace: str) -> list[Memory]:
+        """Every live memory under a namespace, oldest update first."""
+        found: list[Memory] = []
+        offset = 0
+        while True:
+            query = SearchQuery(
+                tenant=tenant,
+                namespace_prefix=namespace,
+                now=to_micros(self._now()),
+                order_by="updated_at",
+                limit=MAX_LIMIT,
+                offset=offset,
+            )
+            sql, params = search_sql(query, self._dialect)
+            rows = self._recorder.fetch_all(sql, params)
+            found.extend(Memory.from_row(row, self._open) for row in rows)
+            if len(rows) < MAX_LIMIT:
+                return found
+            offset += MAX_LIMIT
+
+    def _merge_group(
+        self,
+        *,
+        namespace: str,
+        target: Memory,
+        sources: list[Memory],
+        changes: dict[str, JSON],
+        strategy: str,
+        provenance: Provenance,
+    ) -> tuple[Memory, int] | None:
+        """One group's merge, in one transaction; None if a member changed
+        since it was read (then nothing is written)."""
+        members = [*sources, target]
+        targets = [_Target(m.id, f"{namespace}/{m.key}", m.version) for m in members]
+
+        def decide(loaded: dict[UUID, domain.Memory]) -> list[Memory]:
+            into = loaded[target.id]
+            address = f"{namespace}/{target.key}"
+            for source in sources:
+                loaded[source.id].supersede(address, provenance)
+            into.consolidate(
+                changes,
+                [f"{namespace}/{m.key}" for m in sources],
+                strategy,
+                provenance,
+            )
+            return [Memory.from_aggregate(into)]
+
+        try:
+            (merged,) = self._transact(targets, decide)
+        except VersionConflict:
+            return None
+        return merged, len(sources)
+
     def _erase(
         self,
         tenant: str,
@@ -1117,6 +1511,7 @@ class MemoryStore:
             else None
         )
         return SearchQuery(
+            now=to_micros(self._now()),
             tenant=self._allow("read", tenant, prefix),
             namespace_prefix=prefix,
             memory_type=(
@@ -1251,8 +1646,13 @@ class MemoryStore:
         memory_type: str | None,
         importance: float | None,
         confidence: float | None,
+        ttl: Any = UNSET,
+        expires_at: Any = UNSET,
     ) -> dict[str, JSON]:
         changes: dict[str, JSON] = {}
+        lifetime = check_lifetime(ttl, expires_at, unset=UNSET)
+        if lifetime is not UNSET:
+            changes["expires_at"] = lifetime
         if value is not UNSET:
             changes["value"], changes["content_hash"] = self._check_value(value)
         if tags is not None:
@@ -1327,6 +1727,8 @@ class MemoryStore:
         embedding: Any = None,
         embedding_model: str | None = None,
         subject: str | None = None,
+        ttl: Any = UNSET,
+        expires_at: Any = UNSET,
     ) -> _PutItem:
         tenant_id, ns, checked_key = self._address(tenant, namespace, key, "write")
         data_subject = check_subject(subject)
@@ -1337,6 +1739,8 @@ class MemoryStore:
             memory_type=memory_type,
             importance=importance,
             confidence=confidence,
+            ttl=ttl,
+            expires_at=expires_at,
         )
         self._vector_changes(changes, embedding, embedding_model)
         self._check_expected(expected_version)
@@ -1409,15 +1813,78 @@ class MemoryStore:
             for i in items
         ]
 
+        evictions = self._over_cap(items, targets)
+        eviction_targets = [target for target, _ in evictions]
+
         def decide(loaded: dict[UUID, domain.Memory]) -> list[Memory]:
             results = []
             for target, item in zip(targets, items, strict=True):
                 memory = self._apply_put(loaded.get(target.memory_id), item, provenance)
                 loaded[target.memory_id] = memory
                 results.append(Memory.from_aggregate(memory))
+            for target, why in evictions:
+                evicted = loaded.get(target.memory_id)
+                if evicted is not None and evicted.memory_type == "working":
+                    evicted.evict(replace(provenance, reason=why))
             return results
 
-        return self._transact(targets, decide)
+        return self._transact([*targets, *eviction_targets], decide)
+
+    def _cap_of(self, namespace: str) -> int | None:
+        caps = self._settings.working_memory_caps
+        return caps.get(namespace, self._settings.working_memory_cap)
+
+    def _over_cap(
+        self, items: list[_PutItem], targets: list[_Target]
+    ) -> list[tuple[_Target, str]]:
+        """The working memories a batch pushes over their namespace's cap:
+        the least recently updated ones, none of them written by the batch."""
+        if self._settings.working_memory_cap is None and not (
+            self._settings.working_memory_caps
+        ):
+            return []
+        default_type = self._settings.default_memory_type
+        arriving: dict[tuple[str, str], set[UUID]] = {}
+        for item, target in zip(items, targets, strict=True):
+            kind = item.changes.get("memory_type", default_type)
+            if kind == "working" and self._cap_of(item.namespace) is not None:
+                arriving.setdefault((item.tenant, item.namespace), set()).add(
+                    target.memory_id
+                )
+        written = {target.memory_id for target in targets}
+        chosen: list[tuple[_Target, str]] = []
+        for (tenant, namespace), ids in arriving.items():
+            cap = self._cap_of(namespace)
+            assert cap is not None
+            query = SearchQuery(
+                tenant=tenant,
+                namespace_prefix=namespace,
+                memory_type="working",
+                now=to_micros(self._now()),
+                order_by="updated_at",
+                limit=MAX_LIMIT,
+            )
+            sql, params = search_sql(query, self._dialect)
+            rows = [
+                row
+                for row in self._recorder.fetch_all(sql, params)
+                if row[2] == namespace
+            ]
+            present = {UUID(hex=row[0]) for row in rows}
+            over = len(rows) + len(ids - present) - cap
+            why = (
+                f"working memory cap: at most {cap} in {namespace}; "
+                "the least recently updated is evicted"
+            )
+            for row in rows:
+                if over <= 0:
+                    break
+                memory_id = UUID(hex=row[0])
+                if memory_id in written:
+                    continue
+                chosen.append((_Target(memory_id, f"{row[2]}/{row[3]}", None), why))
+                over -= 1
+        return chosen
 
     def _apply_put(
         self, memory: domain.Memory | None, item: _PutItem, provenance: Provenance
@@ -1439,6 +1906,7 @@ class MemoryStore:
             "confidence": changes.get("confidence", 1.0),
             "embedding": changes.get("embedding"),
             "embedding_model": changes.get("embedding_model"),
+            "expires_at": changes.get("expires_at"),
         }
         if memory is None:
             return domain.Memory.start(provenance=provenance, **fields)
@@ -1451,6 +1919,8 @@ class MemoryStore:
                 f"{item.namespace}/{item.key} belongs to subject {memory.subject!r}; "
                 "a memory's subject is fixed when it is created",
             )
+        if "expires_at" not in changes and memory.expired_by(self._now()):
+            changes = {**changes, "expires_at": None}  # a new life
         memory.restore(provenance)
         memory.revise(changes, provenance, force=item.force)
         return memory
@@ -1526,9 +1996,20 @@ class MemoryStore:
         if any(m.pending_events for m in memories):
             self._app.save(*memories)
 
-    @staticmethod
-    def _visible(memory: Memory, include_deleted: bool) -> Memory | None:
-        return None if memory.deleted and not include_deleted else memory
+    def _visible(
+        self, memory: Memory, include_deleted: bool, at: datetime | None = None
+    ) -> Memory | None:
+        if include_deleted:
+            return memory
+        if memory.deleted:
+            return None
+        expires = memory.expires_at
+        if expires is not None and expires <= (at or self._now()):
+            return None
+        return memory
+
+    def _now(self) -> datetime:
+        return self._runtime.clock()
 
 
 def _check_query(query: object, field: str) -> str:

@@ -29,8 +29,10 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import TopicError, resolve_topic
 
 from mnemolog.adapters.codec import SEALED, ChainedMapper
+from mnemolog.documents import check_imported
 from mnemolog.domain import memory as domain
 from mnemolog.domain.chain import GENESIS_HASH
+from mnemolog.domain.document import Document
 from mnemolog.domain.erasure import Erasure
 from mnemolog.domain.errors import ValidationError
 from mnemolog.domain.session import Session
@@ -229,7 +231,10 @@ class Checker:
             ) from None
         if not (
             isinstance(cls, type)
-            and issubclass(cls, domain.Memory.Event | Session.Event | Erasure.Erased)
+            and issubclass(
+                cls,
+                domain.Memory.Event | Session.Event | Document.Event | Erasure.Erased,
+            )
         ):
             raise ValidationError(where, f"unknown event type {event.topic!r}")
         written = event.state.get("class_version", 1)
@@ -279,6 +284,8 @@ class Checker:
                     where, "the stream id does not belong to its tenant/namespace/key"
                 )
             self.tenants.add(decoded.tenant)
+        elif isinstance(decoded, Document.Event):
+            self._document(decoded, event.stream, where)
         elif isinstance(decoded, Session.Created):
             own = Session.create_id(decoded.tenant, decoded.session_id)
             if own != event.stream:
@@ -289,6 +296,20 @@ class Checker:
         self._versions[event.stream] = event.version
         self._digests[event.stream] = decoded.digest()
         return decoded
+
+    def _document(self, event: Document.Event, stream: UUID, where: str) -> None:
+        """A document event as the document index would write it, in the
+        stream of its tenant and path."""
+        try:
+            check_imported(event)
+        except ValidationError as e:
+            raise ValidationError(where, f"{e.field}: {e.rule}") from None
+        if isinstance(event, Document.Registered | Document.Reregistered):
+            if Document.create_id(event.tenant, event.file_path) != stream:
+                raise ValidationError(
+                    where, "the stream id does not belong to its tenant and file path"
+                )
+            self.tenants.add(event.tenant)
 
     def _addressable(self, event: Any, where: str) -> None:
         """A memory's fields as put would accept them: an import cannot land
@@ -400,8 +421,9 @@ def import_events(
             raise ValidationError("tenant", f"the input also holds tenant(s) {others}")
         holds = store._recorder.fetch_one(
             "SELECT 1 FROM sessions WHERE tenant = ? "
+            "UNION ALL SELECT 1 FROM documents WHERE tenant = ? "
             "UNION ALL SELECT 1 FROM audit_log WHERE tenant = ?",
-            (tenant, tenant),
+            (tenant, tenant, tenant),
         )
         if holds is not None:
             raise ValidationError("tenant", f"tenant {tenant!r} is not empty here")

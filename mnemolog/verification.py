@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper
 
 from mnemolog.adapters.log import Log
 from mnemolog.domain.chain import GENESIS_HASH
+from mnemolog.domain.document import Document
 from mnemolog.domain.erasure import Erasure
 from mnemolog.domain.memory import Memory
 from mnemolog.domain.session import Session
@@ -69,7 +70,9 @@ def verify(
                 problems.append(
                     f"{where}: expected version {expected_version} of its stream"
                 )
-            if isinstance(event, Memory.Redacted | Session.Redacted):
+            if isinstance(
+                event, Memory.Redacted | Session.Redacted | Document.Redacted
+            ):
                 redacted.add(stream.hex)
             elif isinstance(event, Erasure.Erased):
                 erasures.saw(event)
@@ -85,6 +88,8 @@ def verify(
             versions[stream] = version
         if len(page) < PAGE_SIZE:
             break
+    if isinstance(recorder, FileLog):
+        problems += recorder.file_problems()
     problems += _heads(recorder, digests, versions)
     problems += erasures.check(recorder, redacted)
     checked: tuple[str, ...] = ()
@@ -92,6 +97,15 @@ def verify(
         checked = tuple(p.name for p in projector.projections)
         problems += projector.differences()
     return VerifyReport(events, len(versions), checked, tuple(problems[:MAX_PROBLEMS]))
+
+
+@runtime_checkable
+class FileLog(Protocol):
+    """A recorder that also keeps the log in a file (``jsonl://``)."""
+
+    def file_problems(self) -> list[str]:
+        """Where the file and the events checked above differ."""
+        ...
 
 
 class Erasures:
@@ -134,9 +148,14 @@ def _heads(
     recorder: Log, digests: dict[UUID, str], versions: dict[UUID, int]
 ) -> list[str]:
     """The newest event of a stream has no successor to vouch for it; the
-    current-state row recorded its digest when it was written."""
+    current-state row (a document's row) recorded its digest when it was
+    written."""
     problems = []
-    rows = recorder.fetch_all("SELECT id, version, head_hash FROM memories", ())
+    rows = recorder.fetch_all(
+        "SELECT id, version, head_hash FROM memories "
+        "UNION ALL SELECT id, version, head_hash FROM documents",
+        (),
+    )
     for memory_id, version, head_hash in rows:
         stream = UUID(memory_id)
         if digests.get(stream) != head_hash or versions.get(stream) != version:

@@ -69,6 +69,7 @@ def test_an_untouched_store_verifies(store: MemoryStore) -> None:
         "namespaces",
         "audit",
         "sessions",
+        "documents",
         "vectors",
         "text",
     )

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -128,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument(
         "--subject", help="the data subject (a user id) whose key seals it"
     )
+    put.add_argument(
+        "--ttl", type=float, help="seconds until it expires (hidden, then swept)"
+    )
     _provenance(put)
     put.set_defaults(run=_put)
 
@@ -197,6 +201,41 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--actor")
     erase.add_argument("--reason", help="why (recorded; no personal data here)")
     erase.set_defaults(run=_erase)
+
+    sweep = command(
+        "sweep",
+        help="record an Expired event for each memory whose lifetime ended "
+        "(of --tenant, or of every tenant)",
+    )
+    sweep.add_argument("--limit", type=int, help="at most this many (default: all)")
+    sweep.add_argument(
+        "--follow",
+        action="store_true",
+        help="run as a worker: sweep, wait --interval seconds, again",
+    )
+    sweep.add_argument(
+        "--interval", type=float, default=60.0, help="seconds between sweeps"
+    )
+    sweep.add_argument("--actor", default="sweeper")
+    sweep.set_defaults(run=_sweep)
+
+    consolidate = command(
+        "consolidate",
+        help="merge the duplicates and same-family keys of one namespace",
+    )
+    consolidate.add_argument("namespace")
+    consolidate.add_argument(
+        "--strategy",
+        choices=("latest_wins", "merge_metadata"),
+        default="latest_wins",
+        help="llm_based needs a merge callable: use the Python API",
+    )
+    consolidate.add_argument(
+        "--dry-run", action="store_true", help="report the groups, merge nothing"
+    )
+    consolidate.add_argument("--actor")
+    consolidate.add_argument("--reason")
+    consolidate.set_defaults(run=_consolidate)
 
     status = command("status", help="each projection's position, the head, the lag")
     status.set_defaults(run=_status)
@@ -344,6 +383,7 @@ def _put(store: MemoryStore, args: argparse.Namespace) -> Memory:
         importance=args.importance,
         expected_version=args.expected_version,
         subject=args.subject,
+        **({"ttl": args.ttl} if args.ttl is not None else {}),
         actor=args.actor,
         task_id=args.task_id,
         source=args.source,
@@ -374,6 +414,33 @@ def _erase(store: MemoryStore, args: argparse.Namespace) -> ErasureReport:
         whole_tenant=args.whole_tenant,
         reason=args.reason,
         actor=args.actor,
+    )
+
+
+def _sweep(store: MemoryStore, args: argparse.Namespace) -> dict[str, Any]:
+    if not args.follow:
+        return {"expired": store.sweep(limit=args.limit, actor=args.actor)}
+    if not args.interval > 0:
+        raise ValidationError("interval", "must be > 0 seconds")
+    total = 0
+    try:
+        while True:
+            swept = store.sweep(limit=args.limit, actor=args.actor)
+            total += swept
+            if swept:
+                print(json.dumps({"expired": swept, "total": total}), flush=True)
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return {"expired": total}
+
+
+def _consolidate(store: MemoryStore, args: argparse.Namespace) -> Any:
+    return store.consolidate(
+        args.namespace,
+        strategy=args.strategy,
+        dry_run=args.dry_run,
+        actor=args.actor,
+        reason=args.reason,
     )
 
 

@@ -26,6 +26,7 @@ MUTABLE_FIELDS = (
     "confidence",
     "embedding",
     "embedding_model",
+    "expires_at",
 )
 
 
@@ -67,6 +68,7 @@ ERASED: dict[str, Any] = {
     "embedding": None,
     "embedding_model": None,
     "subject": None,
+    "expires_at": None,
     "created_by": None,
     "updated_by": None,
 }
@@ -85,6 +87,8 @@ class Memory(Aggregate):
     """The data subject whose key seals the memory's events (None: the tenant's)."""
     erased: bool = False
     """True when the events so far were erased (their key destroyed)."""
+    expires_at: str | None = None
+    """When the memory stops being visible (ISO 8601, UTC), or None: never."""
 
     @staticmethod
     def create_id(tenant: str, namespace: str, key: str) -> UUID:
@@ -121,7 +125,7 @@ class Memory(Aggregate):
         """The first version of a memory."""
 
         kind: ClassVar[str] = "created"
-        class_version: ClassVar[int] = 4
+        class_version: ClassVar[int] = 5
         subject_field: ClassVar[str] = "subject"
 
         tenant: str
@@ -137,6 +141,7 @@ class Memory(Aggregate):
         embedding: str | None
         embedding_model: str | None
         subject: str | None
+        expires_at: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -154,6 +159,11 @@ class Memory(Aggregate):
             """Version 3 had no data subject: its memories are the tenant's."""
             state["subject"] = None
 
+        @staticmethod
+        def upcast_v4_v5(state: dict[str, Any]) -> None:
+            """Version 4 had no lifetimes: its memories never expire."""
+            state["expires_at"] = None
+
     class Updated(Event):
         """Some of value, content hash, tags, metadata, type, importance, confidence."""
 
@@ -170,6 +180,7 @@ class Memory(Aggregate):
         """A memory written again after its earlier versions were erased."""
 
         kind: ClassVar[str] = "recreated"
+        class_version: ClassVar[int] = 2
         subject_field: ClassVar[str] = "subject"
         fresh_key: ClassVar[bool] = True
 
@@ -186,6 +197,12 @@ class Memory(Aggregate):
         confidence: float
         embedding: str | None
         embedding_model: str | None
+        expires_at: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 had no lifetimes."""
+            state["expires_at"] = None
 
         def change(self, memory: Memory) -> None:
             for name in ("tenant", "namespace", "key", "subject", *MUTABLE_FIELDS):
@@ -214,6 +231,34 @@ class Memory(Aggregate):
         def change(self, memory: Memory) -> None:
             memory.deleted = True
 
+    class Expired(Deleted):
+        """Recorded by the sweeper once the memory's lifetime ended: from then
+        on it is soft-deleted. (Reads hide it from ``expires_at`` on.)"""
+
+        kind: ClassVar[str] = "expired"
+
+    class Evicted(Deleted):
+        """A working memory pushed out by newer ones over its namespace's cap."""
+
+        kind: ClassVar[str] = "evicted"
+
+    class Superseded(Deleted):
+        """Merged into another memory by a consolidation; ``target`` names it."""
+
+        kind: ClassVar[str] = "superseded"
+
+        target: str
+        """``namespace/key`` of the memory it was merged into."""
+
+    class Consolidated(Updated):
+        """The target of a consolidation: the merged state, and its sources."""
+
+        kind: ClassVar[str] = "consolidated"
+
+        sources: list[str]
+        """``namespace/key`` of each memory merged into this one."""
+        strategy: str
+
     class Restored(Event):
         """Undoes a soft delete."""
 
@@ -239,6 +284,7 @@ class Memory(Aggregate):
         embedding: str | None = None,
         embedding_model: str | None = None,
         subject: str | None = None,
+        expires_at: str | None = None,
     ) -> None:
         self.tenant = tenant
         """The isolation boundary the memory lives in."""
@@ -263,6 +309,7 @@ class Memory(Aggregate):
         self.embedding = embedding
         self.embedding_model = embedding_model
         self.subject = subject
+        self.expires_at = expires_at
         self.deleted = False
         """True after a soft delete."""
         self.created_by = actor
@@ -290,6 +337,7 @@ class Memory(Aggregate):
         embedding: str | None = None,
         embedding_model: str | None = None,
         subject: str | None = None,
+        expires_at: str | None = None,
     ) -> Memory:
         """Creates a memory; triggers Created."""
         return cls._create(
@@ -308,6 +356,7 @@ class Memory(Aggregate):
             embedding=embedding,
             embedding_model=embedding_model,
             subject=subject,
+            expires_at=expires_at,
             prev_hash=GENESIS_HASH,
             salt=new_salt(),
             **provenance.as_event_fields(),
@@ -361,6 +410,56 @@ class Memory(Aggregate):
         self._trigger(self.Deleted, provenance)
         return True
 
+    def expired_by(self, moment: datetime) -> bool:
+        """True when its lifetime ended at or before ``moment``."""
+        return self.expires_at is not None and expiry(self.expires_at) <= moment
+
+    def expire(self, provenance: Provenance, moment: datetime) -> bool:
+        """Records the end of its lifetime; triggers Expired. False if it is
+        deleted already or has not expired by ``moment``."""
+        if self.deleted or not self.expired_by(moment):
+            return False
+        self._trigger(self.Expired, provenance)
+        return True
+
+    def evict(self, provenance: Provenance) -> bool:
+        """Pushes it out of working memory; triggers Evicted."""
+        if self.deleted:
+            return False
+        self._trigger(self.Evicted, provenance)
+        return True
+
+    def supersede(self, target: str, provenance: Provenance) -> None:
+        """Marks it merged into ``target``; triggers Superseded."""
+        if self.deleted:
+            raise NotFound(f"{self.namespace}/{self.key} is deleted")
+        self._trigger(self.Superseded, provenance, target=target)
+
+    def consolidate(
+        self,
+        changes: dict[str, JSON],
+        sources: list[str],
+        strategy: str,
+        provenance: Provenance,
+    ) -> None:
+        """Takes the merged state of ``sources``; triggers Consolidated (even
+        when the state is unchanged: the merge itself is recorded)."""
+        if self.deleted:
+            raise NotFound(f"{self.namespace}/{self.key} is deleted")
+        diff = {
+            name: new
+            for name, new in changes.items()
+            if name in MUTABLE_FIELDS
+            and canonical_json(getattr(self, name)) != canonical_json(new)
+        }
+        self._trigger(
+            self.Consolidated,
+            provenance,
+            changes=diff,
+            sources=sources,
+            strategy=strategy,
+        )
+
     def restore(self, provenance: Provenance) -> bool:
         """Undoes a soft delete; triggers Restored. False if it was not deleted."""
         if not self.deleted or self.erased:
@@ -381,6 +480,11 @@ class Memory(Aggregate):
             **provenance.as_event_fields(),
             **fields,
         )
+
+
+def expiry(text: str) -> datetime:
+    """An ``expires_at`` as stored, as an aware datetime."""
+    return datetime.fromisoformat(text)
 
 
 def memory_at(events: list[Memory.Event], *, as_of: datetime) -> Memory | None:

@@ -76,6 +76,9 @@ memories = Table(
     Column("updated_by", String(256)),
     Column("head_hash", String(64), nullable=False),
     Column("position", BigInteger, nullable=False),
+    # Microseconds since the epoch; NULL: never. Added after the first release:
+    # stores from before get it by ALTER TABLE on open (see added_columns).
+    Column("expires_at", BigInteger),
     Index("uq_memories_key", "tenant", "namespace", "key", unique=True),
     Index("ix_memories_ns", "tenant", "ns_path", "updated_at"),
     Index("ix_memories_updated", "tenant", "updated_at"),
@@ -84,6 +87,9 @@ memories = Table(
     Index("ix_memories_importance", "tenant", "importance"),
     # What changed since a position: how the in-memory vector index follows.
     Index("ix_memories_position", "tenant", "position"),
+    # What the sweeper looks for, and the lifetimes reads compare.
+    Index("ix_memories_expires", "tenant", "expires_at"),
+    info={"added_columns": ("expires_at",)},
 )
 
 memory_tags = Table(
@@ -144,6 +150,7 @@ ROW_COLUMNS = (
     "updated_by",
     "head_hash",
     "position",
+    "expires_at",
 )
 
 ORDER_COLUMNS = {
@@ -153,6 +160,16 @@ ORDER_COLUMNS = {
     "key": "key",
     "namespace": "namespace",
 }
+
+
+def expiry_micros(expires_at: str | None) -> int | None:
+    """An event's ``expires_at`` as stored in the read model."""
+    return to_micros(datetime.fromisoformat(expires_at)) if expires_at else None
+
+
+def now_micros() -> int:
+    """The current time as stored in the read models."""
+    return to_micros(datetime.now(UTC))
 
 
 def to_micros(moment: datetime) -> int:
@@ -342,6 +359,7 @@ class CurrentStateProjection(Projection):
                 "updated_by": event.actor,
                 "head_hash": event.digest(),
                 "position": position,
+                "expires_at": expiry_micros(event.expires_at),
             },
         )
         self._write_tags(cursor, event.tenant, memory_id, event.tags)
@@ -358,6 +376,8 @@ class CurrentStateProjection(Projection):
                 values[name] = self._seal(dumps(new))
             elif name == "tags":
                 values[name] = dumps(new)
+            elif name == "expires_at":
+                values[name] = expiry_micros(new)
             else:
                 values[name] = new
         cursor.execute(
@@ -438,6 +458,10 @@ class SearchQuery:
     order_by: str = "-updated_at"
     limit: int = 50
     offset: int = 0
+    now: int | None = None
+    """The moment lifetimes are compared with (microseconds); None: now."""
+    min_importance: float | None = None
+    """Stored importance at least this."""
 
 
 Shape = tuple[tuple[Any, ...], ...]
@@ -463,6 +487,7 @@ def _shape(query: SearchQuery, dialect: Dialect) -> tuple[Shape, dict[str, Any]]
     }
     shape: list[tuple[Any, ...]] = []
     if not query.include_deleted:
+        params["now"] = query.now if query.now is not None else now_micros()
         shape.append(("live",))
     if query.namespace_prefix is not None:
         low = namespace_path(query.namespace_prefix)
@@ -471,6 +496,9 @@ def _shape(query: SearchQuery, dialect: Dialect) -> tuple[Shape, dict[str, Any]]
     if query.memory_type is not None:
         params["memory_type"] = query.memory_type
         shape.append(("type",))
+    if query.min_importance is not None:
+        params["min_importance"] = query.min_importance
+        shape.append(("importance",))
     if query.updated_after is not None:
         params["after"] = query.updated_after
         shape.append(("after",))
@@ -602,11 +630,16 @@ def _conditions(shape: Shape) -> list[ColumnElement[bool]]:
         kind = part[0]
         if kind == "live":
             conditions.append(m.c.deleted == false())
+            conditions.append(
+                or_(m.c.expires_at.is_(None), m.c.expires_at > bindparam("now"))
+            )
         elif kind == "prefix":
             conditions.append(m.c.ns_path >= bindparam("ns_low"))
             conditions.append(m.c.ns_path < bindparam("ns_high"))
         elif kind == "type":
             conditions.append(m.c.memory_type == bindparam("memory_type"))
+        elif kind == "importance":
+            conditions.append(m.c.importance >= bindparam("min_importance"))
         elif kind == "after":
             conditions.append(m.c.updated_at > bindparam("after"))
         elif kind == "before":

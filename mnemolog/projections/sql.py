@@ -7,7 +7,7 @@ text with named parameters and executed there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import MetaData, String
@@ -28,13 +28,43 @@ class DbCursor(Protocol):
     def fetchone(self) -> Any: ...
 
 
+def _added_columns(
+    table: Table, dialect: Dialect, columns_of: Callable[[str], set[str]] | None
+) -> list[str]:
+    added = table.info.get("added_columns", ())
+    if not added:
+        return []
+    quote = dialect.identifier_preparer.quote
+    if dialect.name == "postgresql":
+        missing, guard = list(added), "IF NOT EXISTS "
+    else:
+        existing = columns_of(table.name) if columns_of is not None else set()
+        missing = [name for name in added if existing and name not in existing]
+        guard = ""
+    return [
+        f"ALTER TABLE {quote(table.name)} ADD COLUMN {guard}{quote(name)} "
+        f"{table.c[name].type.compile(dialect=dialect)}"
+        for name in missing
+    ]
+
+
 def compile_sql(statement: ClauseElement, dialect: Dialect) -> str:
     """SQL text for one dialect, with named parameters."""
     return str(statement.compile(dialect=dialect))
 
 
-def create_statements(tables: Sequence[Table], dialect: Dialect) -> list[str]:
-    """CREATE TABLE and CREATE INDEX statements, all IF NOT EXISTS."""
+def create_statements(
+    tables: Sequence[Table],
+    dialect: Dialect,
+    columns_of: Callable[[str], set[str]] | None = None,
+) -> list[str]:
+    """CREATE TABLE and CREATE INDEX statements, all IF NOT EXISTS.
+
+    A table's ``info["added_columns"]`` names columns added after the table
+    first shipped: an ALTER TABLE adds them to a table from before (PostgreSQL
+    says IF NOT EXISTS; for SQLite, ``columns_of(table)`` tells which columns
+    an existing table has, empty when it does not exist yet).
+    """
     statements = []
     for table in tables:
         table = _bytewise(table, dialect)
@@ -48,6 +78,7 @@ def create_statements(tables: Sequence[Table], dialect: Dialect) -> list[str]:
         statements.append(
             str(CreateTable(table, if_not_exists=True).compile(dialect=dialect))
         )
+        statements.extend(_added_columns(table, dialect, columns_of))
         for index in indexes_for(table, dialect):
             statements.append(
                 str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))

@@ -125,7 +125,7 @@ def test_created_digest_covers_its_class_version() -> None:
     topic = get_topic(Memory.Created)
     without = event_digest(topic, event.originator_id, 1, state)
     with_version = event_digest(
-        topic, event.originator_id, 1, {**state, "class_version": 4}
+        topic, event.originator_id, 1, {**state, "class_version": 5}
     )
     assert event.digest() == with_version
     assert event.digest() != without

@@ -180,6 +180,7 @@ def test_mutable_fields_are_the_documented_ones() -> None:
         "memory_type",
         "importance",
         "confidence",
+        "expires_at",
     }
 
 

@@ -60,6 +60,7 @@ def test_catch_up_reports_what_it_applied(store: MemoryStore) -> None:
         "namespaces": 7,
         "audit": 7,
         "sessions": 7,
+        "documents": 7,
         "vectors": 7,
         "text": 7,
     }
