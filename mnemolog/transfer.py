@@ -42,6 +42,7 @@ from mnemolog.domain.values import (
     check_tags,
     check_tenant,
     check_unit_interval,
+    decode_value,
 )
 from mnemolog.projections.projector import PAGE_SIZE
 
@@ -333,6 +334,14 @@ class Checker:
             raise ValidationError("tags", "must be sorted and unique")
         if "metadata" in fields:
             check_metadata(fields["metadata"])
+        if "value" in fields:
+            try:
+                value = decode_value(fields["value"])
+            except (ValueError, TypeError):
+                raise ValidationError("value", "is not a stored value") from None
+            _, content_hash = self._store._check_value(value)
+            if fields.get("content_hash", content_hash) != content_hash:
+                raise ValidationError("content_hash", "does not match the value")
 
 
 def _stored(event: LoggedEvent) -> StoredEvent:

@@ -13,7 +13,7 @@ import pytest
 import mnemolog
 from mnemolog import MemoryStore
 
-BACKENDS = ["memory", "sqlite", "postgres"]
+BACKENDS = ["memory", "sqlite", "postgres", "jsonl"]
 
 POSTGRES = os.environ.get(
     "MNEMOLOG_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -99,6 +99,8 @@ def backend_url(backend: str, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     if backend == "postgres":
         return postgres_url()
+    if backend == "jsonl":
+        return f"jsonl:///{tmp_path / 'store'}"
     raise AssertionError(backend)
 
 
