@@ -338,8 +338,8 @@ class MemoryStore:
 
     @property
     def backend(self) -> str:
-        """Where the log lives: ``"sqlite"`` (files and memory://) or
-        ``"postgresql"``."""
+        """Where the log lives: ``"sqlite"`` (files and memory://),
+        ``"jsonl"`` or ``"postgresql"``."""
         return self._recorder.backend
 
     @property
