@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -77,6 +77,7 @@ from mnemolog.lifetimes import (
 )
 from mnemolog.models import (
     AuditEntry,
+    AuditKind,
     ErasureReport,
     Memory,
     MemoryEvent,
@@ -115,18 +116,7 @@ UNSET: Any = object()
 """Marks an argument the caller did not give (None is a valid JSON value)."""
 
 MAX_LIMIT = 10_000
-AUDIT_KINDS = (
-    "created",
-    "updated",
-    "deleted",
-    "restored",
-    "recreated",
-    "expired",
-    "evicted",
-    "superseded",
-    "consolidated",
-    "erased",
-)
+AUDIT_KINDS: tuple[str, ...] = get_args(AuditKind)
 SWEEP_BATCH = 200
 """Memories expired per transaction by the sweeper."""
 
