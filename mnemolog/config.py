@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from mnemolog.domain.errors import ValidationError
 
@@ -73,7 +73,7 @@ class Settings(BaseModel):
     """At most this many live ``working`` memories per namespace: a put over
     it evicts the least recently updated ones (an ``Evicted`` event each, in
     the put's transaction). None: no cap."""
-    working_memory_caps: dict[str, int] = Field(default_factory=dict)
+    working_memory_caps: dict[str, StrictInt] = Field(default_factory=dict)
     """Caps for single namespaces, over ``working_memory_cap``."""
     decay_half_lives: dict[str, float] = Field(default_factory=dict)
     """Importance decay: memory type (``*`` for any other) to half-life in

@@ -73,7 +73,8 @@ class Consolidation(BaseModel):
 def check_strategy(strategy: object, merge: object) -> tuple[str, Merge | None]:
     """The strategy's name and, for ``llm_based`` or a callable, the merge."""
     if callable(strategy):
-        return getattr(strategy, "__name__", "custom"), strategy
+        # Never a built-in's name: the name decides how fields are merged.
+        return f"custom:{getattr(strategy, '__name__', 'merge')}", strategy
     if strategy not in STRATEGIES:
         raise ValidationError(
             "strategy", f"must be one of {', '.join(STRATEGIES)}, or a callable"

@@ -55,6 +55,11 @@ def _rows_by_id_sql(count: int) -> str:
     return f"SELECT {columns} FROM memories WHERE id IN ({marks})"
 
 
+_EXPIRED_SQL = (
+    "SELECT 1 FROM memories WHERE tenant = ? AND deleted = ? "
+    "AND expires_at IS NOT NULL AND expires_at <= ? LIMIT 1"
+)
+
 ScoredMemory = Scored[Memory]
 """The result type of every search here (parametrised once: it costs)."""
 
@@ -103,6 +108,7 @@ class Retrieval:
             index.sync(self._recorder.fetch_all, tenant)
             if (
                 filters.where
+                or self._expired_unswept(tenant, now)
                 or filters.min_importance is not None
                 or filters.updated_after is not None
                 or filters.updated_before is not None
@@ -164,6 +170,13 @@ class Retrieval:
             scored(Memory.from_row(row, self._open), float(row[-1]))
             for row in self._recorder.fetch_all(sql, params)
         ]
+
+    def _expired_unswept(self, tenant: str, now: int) -> bool:
+        """Whether the tenant has memories past their lifetime that the
+        sweeper has not recorded yet: the index still holds them, so the
+        search is masked to the live ones (or k could come back short)."""
+        row = self._recorder.fetch_one(_EXPIRED_SQL, (tenant, False, now))
+        return row is not None
 
     def _rows(self, memory_ids: Sequence[str]) -> list[tuple[Any, ...]]:
         rows = self._recorder.fetch_all(_rows_by_id_sql(len(memory_ids)), memory_ids)

@@ -121,6 +121,10 @@ SWEEP_BATCH = 200
 """Memories expired per transaction by the sweeper."""
 
 
+class _MixedSubjects(Exception):
+    """A consolidation group whose memories belong to different data subjects."""
+
+
 @dataclass
 class _Runtime:
     """What every view of one opened store shares besides the log."""
@@ -613,7 +617,8 @@ class MemoryStore:
             found = self._replay(memory_id, version=version)
             if found is None or found.version != version or found.erased:
                 return None
-            return self._visible(Memory.from_aggregate(found), include_deleted)
+            then = Memory.from_aggregate(found)
+            return self._visible(then, include_deleted, then.updated_at)
         if as_of is not None:
             moment = aware(as_of, "as_of")
             self._keyring.sync()
@@ -1230,6 +1235,11 @@ class MemoryStore:
         is later; its stored importance when decay is off."""
         if not isinstance(memory, Memory):
             raise ValidationError("memory", "must be a mnemolog.Memory")
+        tenant, namespace, key = self._address(
+            memory.tenant, memory.namespace, memory.key
+        )
+        if domain.Memory.create_id(tenant, namespace, key) != memory.id:
+            raise ValidationError("memory", "its id does not match its address")
         moment = aware(at, "at") if at is not None else self._now()
         return self._effective([memory], moment)[0]
 
@@ -1282,7 +1292,9 @@ class MemoryStore:
         (``value`` and optionally tags, metadata, importance, confidence,
         memory_type). A callable given as ``strategy`` is used the same way.
         Each group is one transaction: a Consolidated event on the target,
-        naming the sources, and a Superseded event on each source.
+        naming the sources, and a Superseded event on each source. A group
+        whose members belong to different data subjects is left as it is (a
+        dry run still lists it).
         """
         tenant_id = self._allow("write", tenant, namespace)
         ns = str(self._namespace(namespace, "namespace"))
@@ -1326,6 +1338,9 @@ class MemoryStore:
                 importance=fields.get("importance"),
                 confidence=fields.get("confidence"),
             )
+            if changes.get("content_hash") == target.content_hash:
+                # The value is the target's own: its vector still describes it.
+                del changes["value"], changes["content_hash"]
             if "value" in changes:
                 self._embed_missing([changes])
             result = self._merge_group(
@@ -1394,6 +1409,10 @@ class MemoryStore:
 
         def decide(loaded: dict[UUID, domain.Memory]) -> list[Memory]:
             into = loaded[target.id]
+            if any(loaded[m.id].subject != into.subject for m in sources):
+                # Merging would move one data subject's content under another's
+                # key, where erasing the first would not reach it.
+                raise _MixedSubjects
             address = f"{namespace}/{target.key}"
             for source in sources:
                 loaded[source.id].supersede(address, provenance)
@@ -1407,7 +1426,7 @@ class MemoryStore:
 
         try:
             (merged,) = self._transact(targets, decide)
-        except VersionConflict:
+        except (VersionConflict, _MixedSubjects):
             return None
         return merged, len(sources)
 
@@ -1818,7 +1837,9 @@ class MemoryStore:
                     evicted.evict(replace(provenance, reason=why))
             return results
 
-        return self._transact([*targets, *eviction_targets], decide)
+        # The evictions are saved first: a quota on live memories never sees
+        # the batch's new ones before the room they take is made.
+        return self._transact([*eviction_targets, *targets], decide)
 
     def _cap_of(self, namespace: str) -> int | None:
         caps = self._settings.working_memory_caps
@@ -1872,6 +1893,8 @@ class MemoryStore:
                 memory_id = UUID(hex=row[0])
                 if memory_id in written:
                     continue
+                # Evicting is deleting: the writer must be allowed to.
+                self._access.check("delete", tenant, namespace, row[3])
                 chosen.append((_Target(memory_id, f"{row[2]}/{row[3]}", None), why))
                 over -= 1
         return chosen

@@ -334,6 +334,8 @@ class Checker:
             raise ValidationError("tags", "must be sorted and unique")
         if "metadata" in fields:
             check_metadata(fields["metadata"])
+        if fields.get("expires_at") is not None:
+            _check_expiry(fields["expires_at"])
         if "value" in fields:
             try:
                 value = decode_value(fields["value"])
@@ -342,6 +344,18 @@ class Checker:
             _, content_hash = self._store._check_value(value)
             if fields.get("content_hash", content_hash) != content_hash:
                 raise ValidationError("content_hash", "does not match the value")
+
+
+def _check_expiry(expires_at: object) -> None:
+    """A lifetime as put writes it: aware ISO 8601 text."""
+    if not isinstance(expires_at, str):
+        raise ValidationError("expires_at", "must be ISO 8601 text or null")
+    try:
+        moment = datetime.fromisoformat(expires_at)
+    except ValueError:
+        raise ValidationError("expires_at", "must be ISO 8601 text") from None
+    if moment.utcoffset() is None:
+        raise ValidationError("expires_at", "must name its time zone")
 
 
 def _stored(event: LoggedEvent) -> StoredEvent:

@@ -491,3 +491,120 @@ def test_consolidation_stays_in_its_tenant(store_url: str) -> None:
         store.tenant("t1").consolidate("user:a:prefs")
         assert len(store.tenant("t2").search(namespace_prefix="user:a:prefs")) == 6
         assert len(store.tenant("t1").search(namespace_prefix="user:a:prefs")) == 4
+
+
+# ---- found by review -------------------------------------------------------------
+
+
+def test_similar_finds_k_live_memories_past_unswept_expired_ones(
+    open_store: Any,
+) -> None:
+    store = open_store(vector_dims=2)
+    store.put("app:x", "near", "a", embedding=[1.0, 0.0], expires_at=PAST)
+    store.put("app:x", "far", "b", embedding=[0.0, 1.0])
+    assert [s.item.key for s in store.similar([1.0, 0.0], k=1)] == ["far"]
+
+
+def test_a_put_that_evicts_stays_within_a_memory_quota(open_store: Any) -> None:
+    store = open_store(working_memory_cap=2, quotas=mnemolog.Quotas(max_memories=2))
+    for i in range(4):
+        store.put("app:w", f"w{i}", i, memory_type="working")
+    assert sorted(m.key for m in store.search(namespace_prefix="app:w")) == [
+        "w2",
+        "w3",
+    ]
+
+
+def test_eviction_needs_the_right_to_delete(store_url: str) -> None:
+    policy = mnemolog.Policy(
+        grants=(
+            mnemolog.Grant(actions={"read", "write"}, principals={"mallory"}),
+            mnemolog.Grant(actions={"read", "write", "delete"}, principals={"alice"}),
+        )
+    )
+    with mnemolog.open(store_url, policy=policy, working_memory_cap=1) as store:
+        alice = store.as_principal(mnemolog.Principal("alice"))
+        mallory = store.as_principal(mnemolog.Principal("mallory"))
+        alice.put("app:p", "plan", "alice's", memory_type="working")
+        with pytest.raises(mnemolog.AccessDenied):
+            mallory.put("app:p", "mine", "mallory's", memory_type="working")
+        assert [m.key for m in alice.search(namespace_prefix="app:p")] == ["plan"]
+
+
+def test_consolidation_never_mixes_data_subjects(store: MemoryStore) -> None:
+    store.put("app:crm", "contact_email", "x", metadata={"email": "b@x"}, subject="bob")
+    store.put("app:crm", "Contact-Email", "x", metadata={"note": "a"}, subject="alice")
+    result = store.consolidate("app:crm", strategy="merge_metadata")
+    assert result.superseded == 0
+    store.erase("bob")
+    left = store.search(namespace_prefix="app:crm")
+    assert [(m.key, m.metadata) for m in left] == [("Contact-Email", {"note": "a"})]
+
+
+def test_an_unchanged_merged_value_keeps_its_vector(open_store: Any) -> None:
+    store = open_store(vector_dims=2)
+    store.put("app:v", "Size", 12)
+    store.put("app:v", "size", 14, embedding=[0.0, 1.0])  # newest: the target
+    store.consolidate(
+        "app:v", strategy="llm_based", merge=lambda ms: {"value": 14}, family=str.lower
+    )
+    assert [s.item.key for s in store.similar([0.0, 1.0], k=1)] == ["size"]
+
+
+def test_a_callable_strategy_is_never_taken_for_a_built_in(store: MemoryStore) -> None:
+    def latest_wins(memories: list[mnemolog.Memory]) -> dict[str, Any]:
+        return {"value": 99}
+
+    store.put("app:c", "a_b", 1)
+    store.put("app:c", "A-B", 2)
+    result = store.consolidate("app:c", strategy=latest_wins)
+    assert result.strategy == "custom:latest_wins"
+    assert store.get("app:c", "A-B").value == 99  # type: ignore[union-attr]
+
+
+def test_effective_importance_stays_in_its_tenant(store_url: str) -> None:
+    with mnemolog.open(store_url, decay_half_lives={"*": 60}) as store:
+        theirs = store.tenant("b").put("user:bob", "k", "v", importance=0.9)
+        with pytest.raises(mnemolog.TenantMismatch):
+            store.tenant("a").effective_importance(theirs)
+        forged = (
+            store.tenant("a")
+            .put("user:x", "k", "v")
+            .model_copy(update={"id": theirs.id})
+        )
+        with pytest.raises(ValidationError) as refused:
+            store.tenant("a").effective_importance(forged)
+        assert refused.value.field == "memory"
+
+
+def test_a_version_read_shows_the_version_as_it_was(store: MemoryStore) -> None:
+    store.put(
+        "user:a", "k", "v1", expires_at=datetime.now(UTC) + timedelta(seconds=0.3)
+    )
+    time.sleep(0.4)
+    assert store.get("user:a", "k") is None
+    then = store.get("user:a", "k", version=1)
+    assert then is not None
+    assert then.value == "v1"
+
+
+def test_an_import_with_a_bad_lifetime_is_refused(
+    store: MemoryStore, tmp_path: Path
+) -> None:
+    import orjson
+
+    store.put("user:a", "k", "v", expires_at=FUTURE)
+    lines: list[bytes] = []
+    export_events(store, lines.append)
+    for bad in ("soon", "2030-01-01T00:00:00", 12):
+        forged = []
+        for line in lines:
+            record = orjson.loads(line)
+            state = record.get("state", {})
+            if isinstance(state, dict) and "expires_at" in state:
+                state["expires_at"] = bad
+            forged.append(orjson.dumps(record))
+        with mnemolog.open(f"sqlite:///{tmp_path / f'copy{bad}.db'}") as copy:
+            with pytest.raises(ValidationError):
+                import_events(copy, lambda forged=forged: iter(forged))
+            assert copy.search(namespace_prefix="user:a") == []
