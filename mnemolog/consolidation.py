@@ -141,7 +141,6 @@ def merged_fields(
     strategy: str, group: list[Memory], merge: Merge | None
 ) -> dict[str, Any]:
     """The target's new fields, as put arguments (the target is the last)."""
-    target = group[-1]
     if strategy == "latest_wins":
         return {}
     if strategy == "merge_metadata":
@@ -165,5 +164,4 @@ def merged_fields(
         raise ValidationError("merge", f"returned unknown field(s): {names}")
     if "value" not in result:
         raise ValidationError("merge", "must return the merged 'value'")
-    del target
     return dict(result)

@@ -28,8 +28,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    bindparam,
-    select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -145,12 +143,6 @@ class AccessLog:
             ),
             dialect,
         )
-        self._select = compile_sql(
-            select(memory_access.c.accessed_at).where(
-                memory_access.c.memory_id == bindparam("b_id")
-            ),
-            dialect,
-        )
 
     def record(self, tenant: str, memory_ids: list[str]) -> None:
         """Notes reads of these memories now; flushes a full or old batch."""
@@ -199,12 +191,3 @@ class AccessLog:
             for memory_id, at in self._recorder.fetch_all(sql, chunk):
                 found[memory_id] = from_micros(at)
         return found
-
-    def last_access(self, memory_id: str) -> datetime | None:
-        """The latest read of a memory, buffered or written."""
-        with self._lock:
-            pending = self._pending.get(memory_id)
-        if pending is not None:
-            return from_micros(pending[1])
-        row = self._recorder.fetch_one(self._select, {"b_id": memory_id})
-        return from_micros(row[0]) if row is not None else None

@@ -38,12 +38,12 @@ def open_store(store_url: str) -> Iterator[Any]:
 
 
 def visible_everywhere(store: MemoryStore, namespace: str, key: str) -> list[bool]:
-    """Whether get, search, text search and the namespace listing see it."""
+    """Whether get, search, text search and hybrid retrieval see it."""
     return [
         store.get(namespace, key) is not None,
         any(m.key == key for m in store.search(namespace_prefix=namespace)),
         any(s.item.key == key for s in store.text_search("lifetime")),
-        any(m.key == key for m in store.search(namespace_prefix=namespace, limit=1)),
+        any(s.item.key == key for s in store.retrieve("lifetime")),
     ]
 
 
